@@ -1,0 +1,315 @@
+"""`sample`: the audio of one silent piano clip, from a trained run.
+
+  import deepsynth_jax
+  audio = deepsynth_jax.sample(frames, frame_times, checkpoint="runs/cpu")        # sparse frames
+  audio = deepsynth_jax.sample(video_rgb, fps=30, checkpoint="runs/cpu", seconds=4.0)  # video
+
+Two ways to give the video of ONE clip (for batches of clips use `deepsynth_jax.sampler.generate`):
+
+- sparse frames, the dataset's format: `frames` uint8 (F, H, W) grayscale at the model's frame size
+  and `frame_times` (F,): the SAMPLE INDEX (at the model's sample rate, 4 kHz) at which each frame
+  becomes current; `frame_times[0] == 0`, strictly increasing (for times in seconds use
+  `deepsynth_jax.frames.frame_start_from_times(seconds, 4000)`);
+- dense video: `frames` uint8 (F, H, W) or RGB (F, H, W, 3) at `fps` frames per second; frame f
+  becomes current at sample round(f * sample_rate / fps). RGB frames are converted to grayscale
+  and frames of another size are resized (PIL, bilinear with antialiasing) to the model's size.
+
+The model comes from a run directory (`checkpoint`, its best checkpoint and run.json; loaded once
+per process and cached) or from `params` + `config` (the run's config; 4 kHz data assumed). The
+WaveNet is sampled autoregressively (`deepsynth_jax.sampler`); the parallel model
+(config.model == "parallel") in one forward pass (temperature, seed and greedy do not apply).
+Compilation happens once per model and padded input shape (frames are padded to a power of two,
+the WaveNet's length to a multiple of 0.25 s), so repeated calls are fast.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import math
+import os
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+
+from deepsynth_jax import checkpointing, models, sampler
+from deepsynth_jax import frames as frames_lib
+
+# Assumed for `params` + `config` without a run directory (the dataset's default).
+DEFAULT_SAMPLE_RATE = 4000
+# Length of a sparse-frame clip when `seconds` is not given (the dataset's segment length); it is
+# extended to 1 s past the last frame when that is later.
+DEFAULT_SECONDS = 5.0
+
+
+class SampleInputError(ValueError):
+  """Arguments of `sample` that cannot be used; the message says what was expected."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Run:
+  """A model ready to sample: its config, module, parameters and data facts."""
+
+  config: ml_collections.ConfigDict
+  model: Any
+  params: Any
+  sample_rate: int
+  frame_shape: tuple[int, int] | None  # (H, W) it was trained on, when known
+  segment_samples: int
+  step: int | None  # training step of the checkpoint, when loaded from a run
+
+
+def load_run(workdir: str) -> Run:
+  """The best checkpoint of a run directory (cached per absolute path for the process).
+
+  Raises:
+    checkpointing.CheckpointError: not a DeepSynth run, or no checkpoint yet.
+  """
+  path = os.path.abspath(os.path.expanduser(str(workdir)))
+  if not os.path.isdir(path):
+    raise checkpointing.CheckpointError(
+        f"checkpoint {workdir} does not exist; pass the --workdir of a trained run "
+        "(python -m deepsynth_jax.train --config=... --workdir=...)")
+  return _load_run_cached(path)
+
+
+@functools.lru_cache(maxsize=8)
+def _load_run_cached(path: str) -> Run:
+  record = checkpointing.read_run_record(path)
+  config = checkpointing.config_from_record(record)
+  facts = record.get("data", {})
+  sample_rate = int(facts.get("sample_rate", DEFAULT_SAMPLE_RATE))
+  ckpts = checkpointing.RunCheckpoints(path, read_only=True)
+  try:
+    params, progress = ckpts.restore_best_params()
+  finally:
+    ckpts.close()
+  frame_shape = None
+  if "frame_height" in facts and "frame_width" in facts:
+    frame_shape = (int(facts["frame_height"]), int(facts["frame_width"]))
+  segment = int(facts.get("segment_samples", round(DEFAULT_SECONDS * sample_rate)))
+  step = progress.get("best_step", progress.get("step")) if isinstance(progress, dict) else None
+  return Run(config=config, model=models.build_model(config, sample_rate),
+             params=jax.device_put(params), sample_rate=sample_rate, frame_shape=frame_shape,
+             segment_samples=segment, step=None if step is None else int(step))
+
+
+def run_from_params(params: Any, config: ml_collections.ConfigDict,
+                    sample_rate: int = DEFAULT_SAMPLE_RATE) -> Run:
+  """A `Run` from parameters and their config (no run directory)."""
+  return Run(config=config, model=models.build_model(config, sample_rate), params=params,
+             sample_rate=sample_rate, frame_shape=None,
+             segment_samples=round(DEFAULT_SECONDS * sample_rate), step=None)
+
+
+def clear_cache() -> None:
+  """Forgets loaded runs (e.g. after a run saved a better checkpoint)."""
+  _load_run_cached.cache_clear()
+
+
+def sample(frames: Any, frame_times: Any = None, fps: float | None = None, *,
+           checkpoint: str | None = None, params: Any = None,
+           config: ml_collections.ConfigDict | None = None, seconds: float | None = None,
+           temperature: float = 1.0, seed: int = 0, greedy: bool = False) -> np.ndarray:
+  """Generates the audio of one silent clip.
+
+  Args:
+    frames: uint8 (F, H, W) grayscale frames, or (F, H, W, 3) RGB video frames (with `fps`).
+    frame_times: int (F,) sample index (at the model's sample rate) at which each sparse frame
+      becomes current; [0] == 0, strictly increasing. Give this or `fps`.
+    fps: frame rate of dense video frames. Give this or `frame_times`.
+    checkpoint: a run directory (python -m deepsynth_jax.train --workdir=...). Or give:
+    params, config: the model's parameters and its config (e.g. from a run's run.json).
+    seconds: length of the output; default: the video's length with `fps`, else 5 s (extended
+      to 1 s past the last frame). Frames starting at or after the end are unused.
+    temperature: > 0 scales the logits before sampling; 0 = greedy.
+    seed: random seed; the same arguments and seed give the same audio.
+    greedy: pick the most likely bucket at every step (no randomness).
+
+  Returns:
+    float32 (T,) audio in [-1, 1] at the model's sample rate (4 kHz), T = round(seconds * rate).
+
+  Raises:
+    SampleInputError: frames or times of the wrong rank, dtype, size, emptiness, order or value;
+      missing/duplicate model arguments.
+    checkpointing.CheckpointError: `checkpoint` is not a run directory or has no checkpoint.
+  """
+  run = _resolve_run(checkpoint, params, config)
+  frames = _as_frames(frames, dense=fps is not None)
+  starts, num_samples = _frame_starts(frames.shape[0], frame_times, fps, seconds, run)
+  frames = _fit_frame_size(frames, run, dense=fps is not None)
+  keep = int(np.sum(starts < num_samples))  # frames that become current inside the clip
+  frames, starts = frames[:keep], starts[:keep]
+  index, age = frames_lib.frame_index_and_age(starts, num_samples)
+  _check_sampling_args(temperature, seed)
+  if run.config.model == "parallel":
+    audio = _parallel_forward(run.model, run.params, jnp.asarray(frames[None]),
+                              jnp.asarray(index[None]), jnp.asarray(age[None]))
+    return np.clip(np.asarray(audio[0], np.float32), -1.0, 1.0)
+  padded_frames, padded_index, padded_age = _pad_for_compilation(frames, index, age,
+                                                                 run.sample_rate)
+  out = sampler.generate(run.model, run.params, padded_frames[None], padded_index[None],
+                         padded_age[None], temperature=temperature, seed=seed, greedy=greedy,
+                         quantization=run.config.quantization)
+  return np.asarray(out.audio[0, :num_samples], np.float32)
+
+
+@functools.partial(jax.jit, static_argnames=("model",))
+def _parallel_forward(model, params, frames, frame_index, frame_age):
+  return model.apply({"params": params}, frames, frame_index, frame_age)
+
+
+# ---- argument checks -------------------------------------------------------------------------
+
+
+def _resolve_run(checkpoint, params, config) -> Run:
+  if checkpoint is not None:
+    if params is not None or config is not None:
+      raise SampleInputError("pass either checkpoint=<run directory> or params= and config=, "
+                             "not both")
+    return load_run(checkpoint)
+  if params is None or config is None:
+    raise SampleInputError("no model: pass checkpoint=<run directory> (a trained --workdir), or "
+                           "both params= and config=")
+  if config.get("model") not in models.MODELS:
+    raise SampleInputError(f"config.model is {config.get('model')!r}; expected one of "
+                           f"{models.MODELS} (pass the run's config)")
+  return run_from_params(params, config)
+
+
+def _check_sampling_args(temperature, seed) -> None:
+  if not isinstance(temperature, (int, float, np.number)) or not math.isfinite(temperature) \
+      or temperature < 0:
+    raise SampleInputError(f"temperature must be a finite number >= 0 (0 = greedy), got "
+                           f"{temperature!r}")
+  if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) \
+      or not 0 <= int(seed) < 2 ** 31:
+    raise SampleInputError(f"seed must be an int in [0, 2**31), got {seed!r}")
+
+
+def _as_frames(frames: Any, dense: bool) -> np.ndarray:
+  """uint8 (F, H, W) or, for dense video, (F, H, W, 3); checked, not yet resized."""
+  x = np.asarray(frames)
+  if x.dtype != np.uint8:
+    raise SampleInputError(f"frames must be uint8 images (0..255), got dtype {x.dtype}; convert "
+                           "with np.clip(x, 0, 255).astype(np.uint8)")
+  rgb = x.ndim == 4 and x.shape[-1] == 3
+  if not (x.ndim == 3 or (dense and rgb)):
+    expected = "(F, H, W) grayscale or (F, H, W, 3) RGB" if dense else "(F, H, W) grayscale"
+    raise SampleInputError(f"frames must be uint8 {expected}, got shape {x.shape}"
+                           + ("" if dense or not rgb else "; for RGB video pass fps="))
+  if x.shape[0] == 0 or x.shape[1] == 0 or x.shape[2] == 0:
+    raise SampleInputError(f"frames are empty (shape {x.shape}); pass at least one frame")
+  return x
+
+
+def _frame_starts(num_frames: int, frame_times: Any, fps: Any, seconds: Any,
+                  run: Run) -> tuple[np.ndarray, int]:
+  """(frame starts int64 (F,), clip length in samples), validated."""
+  rate = run.sample_rate
+  if (frame_times is None) == (fps is None):
+    raise SampleInputError("pass exactly one of frame_times= (sample index at which each frame "
+                           f"becomes current, at {rate} Hz) or fps= (dense video)")
+  if seconds is not None:
+    if not isinstance(seconds, (int, float, np.number)) or not math.isfinite(seconds) \
+        or seconds <= 0:
+      raise SampleInputError(f"seconds must be a finite number > 0, got {seconds!r}")
+    num_samples = round(float(seconds) * rate)
+    if num_samples < 1:
+      raise SampleInputError(f"seconds={seconds} is shorter than one sample at {rate} Hz")
+  if fps is not None:
+    if not isinstance(fps, (int, float, np.number)) or not math.isfinite(fps) \
+        or not 0 < fps <= rate:
+      raise SampleInputError(f"fps must be a finite number in (0, {rate}], got {fps!r}")
+    starts = np.round(np.arange(num_frames) * (rate / float(fps))).astype(np.int64)
+    if seconds is None:
+      num_samples = max(1, math.ceil(num_frames * rate / float(fps)))
+    return starts, num_samples
+  times = np.asarray(frame_times)
+  if times.shape != (num_frames,):
+    raise SampleInputError(f"frame_times must have shape ({num_frames},), one per frame, got "
+                           f"{times.shape}")
+  if not (np.issubdtype(times.dtype, np.integer) or np.issubdtype(times.dtype, np.floating)):
+    raise SampleInputError(f"frame_times must be numbers (sample indices), got dtype {times.dtype}")
+  if np.issubdtype(times.dtype, np.floating):
+    if not np.all(np.isfinite(times)):
+      raise SampleInputError("frame_times contain NaN or infinity; pass finite sample indices")
+    if np.any(times != np.round(times)):
+      raise SampleInputError(
+          f"frame_times are sample indices at {rate} Hz and must be whole numbers; for times in "
+          f"seconds pass deepsynth_jax.frames.frame_start_from_times(times, {rate})")
+  starts = times.astype(np.int64)
+  try:
+    frames_lib.validate_frame_start(starts, max(int(starts.max()) + 1, 1))
+  except ValueError as e:
+    raise SampleInputError(f"frame_times: {e}") from None
+  if seconds is None:
+    num_samples = max(run.segment_samples, int(starts[-1]) + rate)
+  return starts, num_samples
+
+
+def _fit_frame_size(frames: np.ndarray, run: Run, dense: bool) -> np.ndarray:
+  """Frames at the model's size: dense video is converted to grayscale and resized to it,
+  sparse frames must already have it."""
+  target = run.frame_shape
+  if dense and (frames.ndim == 4 or (target is not None and frames.shape[1:] != target)):
+    if target is None:
+      raise SampleInputError("cannot tell the model's frame size to resize this video to: load "
+                             "the model from its run directory (checkpoint=...)")
+    frames = _to_gray_resized(frames, target)
+  elif target is not None and frames.shape[1:] != target:
+    raise SampleInputError(f"frames are {frames.shape[1]} x {frames.shape[2]} pixels but the "
+                           f"model takes {target[0]} x {target[1]} (H x W); render them at that "
+                           "size, or pass video frames with fps= to have them resized")
+  _check_encoder_input(frames.shape[1:], run)
+  return frames
+
+
+def _pad_for_compilation(frames: np.ndarray, index: np.ndarray, age: np.ndarray,
+                         rate: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+  """Pads F to a power of two and T to a multiple of 0.25 s so that shapes (compilations) recur.
+
+  Padded frames are never current; padded samples continue the last frame and are dropped. The
+  samples before the padding are unchanged by it (each step's randomness is keyed by its time).
+  """
+  f, t = frames.shape[0], index.shape[0]
+  f_pad = 1 << (f - 1).bit_length()
+  chunk = max(1, rate // 4)
+  t_pad = -(-t // chunk) * chunk
+  frames = np.concatenate([frames, np.zeros((f_pad - f, *frames.shape[1:]), np.uint8)])
+  index = np.concatenate([index, np.full(t_pad - t, index[-1], np.int32)])
+  age = np.concatenate([age, age[-1] + np.arange(1, t_pad - t + 1, dtype=np.int32)])
+  return frames, index, age
+
+
+def _to_gray_resized(frames: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+  from PIL import Image
+
+  h, w = size
+  out = np.empty((frames.shape[0], h, w), np.uint8)
+  for i, frame in enumerate(frames):
+    image = Image.fromarray(frame, mode="RGB" if frame.ndim == 3 else "L").convert("L")
+    if image.size != (w, h):
+      image = image.resize((w, h), Image.Resampling.BILINEAR)
+    out[i] = np.asarray(image, np.uint8)
+  return out
+
+
+def _check_encoder_input(size: tuple[int, int], run: Run) -> None:
+  """Frames of (H, W) must give the flattened feature size the frame encoder was built for."""
+  channels = tuple(run.config.encoder.channels)
+  h, w = size
+  for _ in channels:  # each block ends in a 2x2 max-pool with SAME padding
+    h, w = -(-h // 2), -(-w // 2)
+  try:
+    expected = int(run.params["encoder"]["dense"]["kernel"].shape[0])
+  except (KeyError, TypeError, IndexError):
+    return
+  if h * w * channels[-1] != expected:
+    known = f" ({run.frame_shape[0]} x {run.frame_shape[1]})" if run.frame_shape else ""
+    raise SampleInputError(f"frames of {size[0]} x {size[1]} pixels do not fit this model, which "
+                           f"was trained on another frame size{known}; pass frames of that size "
+                           "(or dense video with fps=, which is resized)")

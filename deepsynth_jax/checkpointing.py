@@ -1,0 +1,150 @@
+"""A run's workdir: orbax checkpoints (latest for resume, best for evaluation) and its run record.
+
+Layout of a workdir:
+  run.json          config, dataset facts and code version; written once, atomically
+  checkpoints/<step>/  latest train states (orbax; committed directories only are ever loaded)
+  best/<step>/         the best state by the selection loss (orbax, best_fn)
+  metrics.jsonl     one JSON object per log line; tb/ TensorBoard events
+
+Orbax writes each checkpoint into a temporary directory and renames it when complete, and
+`latest_step()` lists committed steps only, so a run killed mid-write never loads a partial
+checkpoint. Checkpoints hold the TrainState (params, optimizer state, step) and a JSON `progress`
+record (epoch, batch in epoch, best loss, per-epoch history): together with the config's seed
+this is everything a resumed run needs (the RNG for step N is derived from (seed, N)).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any
+
+import ml_collections
+import orbax.checkpoint as ocp
+
+RUN_RECORD = "run.json"
+
+
+class CheckpointError(ValueError):
+  """A workdir cannot be used: missing, foreign, or from a different configuration."""
+
+
+def _abs(path: str) -> str:
+  return os.path.abspath(os.path.expanduser(path))
+
+
+def write_json_atomic(path: str, obj: Any) -> None:
+  tmp = f"{path}.tmp-{os.getpid()}"
+  with open(tmp, "w") as f:
+    json.dump(obj, f, indent=2, sort_keys=True)
+    f.flush()
+    os.fsync(f.fileno())
+  os.replace(tmp, path)
+
+
+def write_run_record(workdir: str, config: ml_collections.ConfigDict, data_facts: dict) -> dict:
+  """Writes run.json, or checks that an existing one matches this config (resume).
+
+  Raises:
+    CheckpointError: the workdir holds a run of another configuration or dataset.
+  """
+  record = {"config": json.loads(config.to_json_best_effort()), "data": data_facts,
+            "format": "deepsynth_jax.run/1"}
+  path = os.path.join(workdir, RUN_RECORD)
+  if os.path.exists(path):
+    old = read_run_record(workdir)
+    ignore = {"max_steps", "log_every_steps", "prefetch_batches", "data_dir"}
+    diff = sorted(k for k in set(old["config"]) | set(record["config"])
+                  if k not in ignore and old["config"].get(k) != record["config"].get(k))
+    if diff:
+      raise CheckpointError(
+          f"{workdir} holds a run with a different config (fields: {', '.join(diff)}); "
+          "resume with the same --config, or pass a new --workdir")
+    if old["data"] != data_facts:
+      raise CheckpointError(f"{workdir} was trained on a dataset with other properties "
+                            f"({old['data']} vs {data_facts}); pass a new --workdir")
+    return old
+  os.makedirs(workdir, exist_ok=True)
+  write_json_atomic(path, record)
+  return record
+
+
+def read_run_record(workdir: str) -> dict:
+  """Reads run.json; CheckpointError with the fix if the workdir is not a DeepSynth run."""
+  path = os.path.join(workdir, RUN_RECORD)
+  if not os.path.isfile(path):
+    raise CheckpointError(
+        f"{workdir} is not a DeepSynth run (no {RUN_RECORD}); train one with "
+        "`python -m deepsynth_jax.train --config=... --workdir=...` or pass the right --workdir")
+  try:
+    with open(path) as f:
+      record = json.load(f)
+    if record.get("format") != "deepsynth_jax.run/1":
+      raise ValueError("unknown format")
+  except (ValueError, OSError) as e:
+    raise CheckpointError(f"{path} is unreadable or not a DeepSynth run record ({e})") from None
+  return record
+
+
+def config_from_record(record: dict) -> ml_collections.ConfigDict:
+  config = ml_collections.ConfigDict(record["config"])
+  config.encoder.channels = tuple(config.encoder.channels)
+  return config
+
+
+class RunCheckpoints:
+  """The latest (resume) and best (evaluation) orbax checkpoint managers of one workdir."""
+
+  def __init__(self, workdir: str, *, read_only: bool = False, keep_latest: int = 2):
+    self.workdir = _abs(workdir)
+    common = dict(create=not read_only, read_only=read_only, enable_async_checkpointing=False)
+    self.latest = ocp.CheckpointManager(
+        os.path.join(self.workdir, "checkpoints"),
+        options=ocp.CheckpointManagerOptions(max_to_keep=keep_latest, **common))
+    self.best = ocp.CheckpointManager(
+        os.path.join(self.workdir, "best"),
+        options=ocp.CheckpointManagerOptions(
+            max_to_keep=1, best_fn=lambda m: m["selection_loss"], best_mode="min", **common))
+
+  @staticmethod
+  def _save_args(state: Any, progress: dict) -> ocp.args.Composite:
+    return ocp.args.Composite(state=ocp.args.StandardSave(state),
+                              progress=ocp.args.JsonSave(progress))
+
+  def save_latest(self, step: int, state: Any, progress: dict) -> None:
+    """Saves host-side `state` (un-replicated) and `progress` at `step` (no-op if present)."""
+    if step in self.latest.all_steps():
+      return
+    self.latest.save(step, args=self._save_args(state, progress), force=True)
+    self.latest.wait_until_finished()
+
+  def save_best(self, step: int, state: Any, progress: dict, selection_loss: float) -> None:
+    if step in self.best.all_steps():
+      return
+    self.best.save(step, args=self._save_args(state, progress),
+                   metrics={"selection_loss": float(selection_loss)}, force=True)
+    self.best.wait_until_finished()
+
+  def restore_latest(self, abstract_state: Any) -> tuple[Any, dict] | None:
+    """(state, progress) of the newest committed checkpoint, or None for a fresh run."""
+    step = self.latest.latest_step()
+    if step is None:
+      return None
+    restored = self.latest.restore(step, args=ocp.args.Composite(
+        state=ocp.args.StandardRestore(abstract_state), progress=ocp.args.JsonRestore()))
+    return restored["state"], restored["progress"]
+
+  def restore_best_params(self) -> tuple[Any, dict]:
+    """(params, progress) of the best checkpoint (falls back to the latest one)."""
+    for manager in (self.best, self.latest):
+      step = manager.best_step() if manager is self.best else manager.latest_step()
+      if step is not None:
+        restored = manager.restore(step, args=ocp.args.Composite(
+            state=ocp.args.StandardRestore(), progress=ocp.args.JsonRestore()))
+        return restored["state"]["params"], restored["progress"]
+    raise CheckpointError(f"{self.workdir} has no committed checkpoint yet; train first (or wait "
+                          "for the first epoch to finish)")
+
+  def close(self) -> None:
+    self.latest.close()
+    self.best.close()

@@ -1,0 +1,362 @@
+r"""Evaluates a trained run on a split: losses, generated audio, figures and videos.
+
+  python -m deepsynth_jax.evaluate --workdir=runs/cpu --split=test --num_examples=5 --seconds=2
+
+Loads the run's best checkpoint (config from its run.json) and, for each of the first N examples
+of the split, generates audio from the frames (`deepsynth_jax.sampler`, temperature-1 sampling
+keyed by (--seed, example index)) and writes into <workdir>/eval_<split>/ (or --out_dir):
+
+  metrics.json                       per-example and mean losses (nats per sample), music metrics
+                                     (`deepsynth_jax.metrics`) of the generated audio, of the
+                                     reference audio and of white noise, and the generation speed
+  example_NNNN_generated.wav         the generated audio (16-bit PCM, the model's sample rate)
+  example_NNNN_reference.wav         the true audio
+  example_NNNN_comparison.png        waveforms and spectrograms of both
+  example_NNNN_video.mp4             the silent keyboard video with the generated audio
+
+Losses: `teacher_forced_cross_entropy` (each bucket given the TRUE previous audio) and
+`free_running_cross_entropy` (each true bucket given the model's OWN generated past; the method's
+test metric). The parallel model has no audio input: its only cross-entropy (of the discretized
+distribution around its waveform) is reported as free-running, and teacher-forced is null.
+
+Everything but the `speed` entry of metrics.json is a deterministic function of the run, the data
+and the flags. `evaluate_run` is the importable entry point.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from deepsynth_jax import api, checkpointing, models, sampler
+from deepsynth_jax import audio as audio_lib
+
+FORMAT = "deepsynth_jax.eval/1"
+# Written first into an output folder: marks it as ours, so re-running may overwrite it.
+MARKER = ".deepsynth_eval"
+SPLITS = ("train", "validation", "test")
+
+
+class EvaluationError(ValueError):
+  """The evaluation cannot run as asked; the message names the problem and the fix."""
+
+
+def default_out_dir(workdir: str, split: str) -> str:
+  return os.path.join(workdir, f"eval_{split}")
+
+
+def evaluate_run(workdir: str, split: str = "test", num_examples: int | None = None, *,
+                 data_dir: str | None = None, data: Any = None, seconds: float | None = None,
+                 out_dir: str | None = None, temperature: float = 1.0, seed: int = 0,
+                 media: bool = True, music_metrics: bool = True,
+                 show_progress: bool = True) -> dict[str, Any]:
+  """Evaluates the best checkpoint of `workdir` on the first examples of `split`.
+
+  Args:
+    workdir: a training run directory (run.json + checkpoints).
+    split: "train", "validation" or "test".
+    num_examples: how many examples, in split order (default: the run's config.eval.num_examples,
+      at most the split's size).
+    data_dir: the dataset (default: the run's config.data_dir).
+    data: an already loaded `input_pipeline.DeepSynthData` (instead of data_dir).
+    seconds: evaluate the first `seconds` of each example (default: the whole segment).
+    out_dir: output folder (default: <workdir>/eval_<split>).
+    temperature, seed: sampling temperature (0 = greedy) and seed.
+    media: write WAVs, figures and videos (metrics.json is always written).
+    music_metrics: score the audio with `deepsynth_jax.metrics.audio_metrics`.
+    show_progress: a tqdm progress bar.
+
+  Returns:
+    The contents of metrics.json (see the module docstring).
+
+  Raises:
+    checkpointing.CheckpointError: workdir is not a DeepSynth run or has no checkpoint.
+    input_pipeline.DatasetError: the dataset is missing or corrupt.
+    EvaluationError: unknown or empty split, a dataset that does not match the run, bad
+      arguments, or an output folder holding files of something else.
+  """
+  run = api.load_run(workdir)
+  if split not in SPLITS:
+    raise EvaluationError(f"unknown split {split!r}; pass --split as one of {', '.join(SPLITS)}")
+  if data is None:
+    from deepsynth_jax import input_pipeline
+    data = input_pipeline.load_dataset(data_dir or run.config.data_dir)
+  _check_data_matches(run, data, data_dir or run.config.data_dir)
+  available = data.num_examples(split)
+  if available == 0:
+    raise EvaluationError(f"split {split!r} of the dataset has no examples; pass another --split "
+                          "or rebuild the dataset with a non-zero split fraction")
+  wanted = int(run.config.eval.num_examples if num_examples is None else num_examples)
+  if wanted < 1:
+    raise EvaluationError(f"--num_examples={wanted} must be >= 1")
+  n = min(wanted, available)
+  length = _eval_length(seconds, data)
+  if not np.isfinite(temperature) or temperature < 0:
+    raise EvaluationError(f"--temperature={temperature} must be >= 0 (0 = greedy)")
+  out_dir = out_dir or default_out_dir(workdir, split)
+  _claim_out_dir(out_dir, workdir, split)
+
+  rate = data.sample_rate
+  teacher_forced = _teacher_forced_fn(run)
+  metrics_lib = _metrics_module() if music_metrics else None
+  rows, times = [], []
+  from tqdm import tqdm
+  for i in tqdm(range(n), desc=f"evaluate {split}", unit="example", disable=not show_progress):
+    ex = data.example(split, i)
+    audio = ex["audio"][:length]
+    batch = {"audio": audio[None], "frames": ex["frames"][None],
+             "frame_index": ex["frame_index"][None, :length],
+             "frame_age": ex["frame_age"][None, :length],
+             "example_id": np.asarray(ex["example_id"])[None]}
+    t0 = time.perf_counter()
+    generated, free_running = _generate(run, batch, temperature=temperature, seed=seed)
+    times.append(time.perf_counter() - t0)
+    tf_metrics = jax.device_get(teacher_forced(run.params, batch))
+    row: dict[str, Any] = {
+        "index": i,
+        "example_id": int(ex["example_id"]),
+        "segment": list(data.segment(split, i)) if hasattr(data, "segment") else None,
+        "num_samples": int(length),
+        "teacher_forced_cross_entropy": (float(tf_metrics["cross_entropy"])
+                                         if run.config.model == "wavenet" else None),
+        "free_running_cross_entropy": (free_running if free_running is not None
+                                       else float(tf_metrics["cross_entropy"])),
+    }
+    if metrics_lib is not None:
+      notes = _clip_notes(data.notes(split, i), length)
+      row["music"] = metrics_lib.audio_metrics(generated, audio, rate, notes)
+      row["reference_music"] = metrics_lib.audio_metrics(audio, audio, rate, notes)
+      row["noise_music"] = metrics_lib.audio_metrics(
+          metrics_lib.white_noise_like(audio, seed + i), audio, rate, notes)
+    if media:
+      row["files"] = _write_media(out_dir, i, ex, generated, audio, rate, row)
+    rows.append(row)
+
+  result = {
+      "format": FORMAT,
+      "workdir": workdir,
+      "checkpoint_step": run.step,
+      "model": run.config.model,
+      "split": split,
+      "num_examples": n,
+      "num_samples": int(length),
+      "sample_rate": int(rate),
+      "temperature": float(temperature),
+      "seed": int(seed),
+      "mean": _means(rows),
+      "examples": rows,
+      "speed": _speed(times, length, rate),
+  }
+  checkpointing.write_json_atomic(os.path.join(out_dir, "metrics.json"), result)
+  return result
+
+
+# ---- per-example pieces ------------------------------------------------------------------------
+
+
+def _generate(run: api.Run, batch: dict, *, temperature: float,
+              seed: int) -> tuple[np.ndarray, float | None]:
+  """Generated audio float32 (T,) and its free-running CE (None for the parallel model)."""
+  if run.config.model == "parallel":
+    audio = api._parallel_forward(run.model, run.params, jnp.asarray(batch["frames"]),
+                                  jnp.asarray(batch["frame_index"]),
+                                  jnp.asarray(batch["frame_age"]))
+    return np.clip(np.asarray(audio[0], np.float32), -1.0, 1.0), None
+  out = sampler.generate(run.model, run.params, batch["frames"], batch["frame_index"],
+                         batch["frame_age"], temperature=temperature, seed=seed,
+                         true_audio=batch["audio"], example_ids=batch["example_id"],
+                         quantization=run.config.quantization)
+  return np.asarray(out.audio[0], np.float32), float(out.cross_entropy[0])
+
+
+def _teacher_forced_fn(run: api.Run):
+  """jitted (params, batch) -> the run's evaluation metrics (`models.loss_fn`, train=False)."""
+  config = run.config
+
+  def metrics(params, batch):
+    batch = {k: v for k, v in batch.items() if k != "example_id"}
+    return models.loss_fn(run.model, params, batch, config, train=False)[1]
+
+  return jax.jit(metrics)
+
+
+def _clip_notes(notes: np.ndarray, length: int) -> np.ndarray:
+  """Notes (M, 4) struck before `length`, offsets clipped to it."""
+  notes = np.asarray(notes, np.int64).reshape(-1, 4)
+  notes = notes[notes[:, 0] < length].copy()
+  notes[:, 1] = np.minimum(notes[:, 1], length)
+  return notes
+
+
+def _write_media(out_dir: str, i: int, ex: dict, generated: np.ndarray, reference: np.ndarray,
+                 rate: int, row: dict) -> dict[str, str]:
+  stem = f"example_{i:04d}"
+  files = {"generated_wav": f"{stem}_generated.wav", "reference_wav": f"{stem}_reference.wav",
+           "figure": f"{stem}_comparison.png", "video": f"{stem}_video.mp4"}
+  path = lambda key: os.path.join(out_dir, files[key])
+  audio_lib.write_wav(path("generated_wav"), generated, rate)
+  audio_lib.write_wav(path("reference_wav"), reference, rate)
+  title = (f"example {i} (id {row['example_id']}): free-running CE "
+           f"{row['free_running_cross_entropy']:.3f} nats")
+  plot_comparison(path("figure"), generated, reference, rate, title)
+  from data_gen import video
+  count = int(ex["num_frames"])
+  starts = np.asarray(ex["frame_start"][:count], np.int64)
+  keep = starts < len(generated)
+  video.write_mp4(path("video"), ex["frames"][:count][keep], starts[keep], rate, fps=30,
+                  audio=generated, num_samples=len(generated))
+  return files
+
+
+def plot_comparison(path: str, generated: np.ndarray, reference: np.ndarray, sample_rate: int,
+                    title: str = "") -> None:
+  """Writes a PNG: waveforms (top) and spectrograms (bottom) of generated vs reference audio."""
+  import matplotlib
+  matplotlib.use("Agg")
+  from matplotlib import pyplot as plt
+
+  fig, axes = plt.subplots(2, 2, figsize=(12, 6), sharex=True, constrained_layout=True)
+  for col, (name, audio) in enumerate((("generated", generated), ("reference", reference))):
+    t = np.arange(len(audio)) / sample_rate
+    axes[0, col].plot(t, audio, linewidth=0.4, color="tab:blue" if col == 0 else "tab:green")
+    axes[0, col].set(title=name, ylim=(-1.05, 1.05), ylabel="amplitude")
+    nfft = min(256, max(16, len(audio)))
+    axes[1, col].specgram(audio.astype(np.float64) + 1e-9, NFFT=nfft, Fs=sample_rate,
+                          noverlap=nfft * 3 // 4, cmap="magma", vmin=-120, vmax=0)
+    axes[1, col].set(xlabel="time (s)", ylabel="frequency (Hz)")
+  if title:
+    fig.suptitle(title)
+  tmp = f"{path}.tmp-{os.getpid()}"
+  fig.savefig(tmp, format="png", dpi=80)
+  plt.close(fig)
+  os.replace(tmp, path)
+
+
+# ---- checks and summaries ----------------------------------------------------------------------
+
+
+def _check_data_matches(run: api.Run, data: Any, data_dir: str) -> None:
+  if int(data.sample_rate) != run.sample_rate or (
+      run.frame_shape is not None and tuple(data.frame_shape) != run.frame_shape):
+    raise EvaluationError(
+        f"the dataset in {data_dir} ({data.sample_rate} Hz, frames {tuple(data.frame_shape)}) "
+        f"does not match the run ({run.sample_rate} Hz, frames {run.frame_shape}); pass the "
+        "--data_dir the run was trained on")
+
+
+def _eval_length(seconds: float | None, data: Any) -> int:
+  if seconds is None:
+    return int(data.segment_samples)
+  length = round(float(seconds) * data.sample_rate)
+  if not np.isfinite(seconds) or not 0 < length <= data.segment_samples:
+    raise EvaluationError(f"--seconds={seconds} must be in (0, "
+                          f"{data.segment_samples / data.sample_rate:g}] (the segment length)")
+  return length
+
+
+def _claim_out_dir(out_dir: str, workdir: str, split: str) -> None:
+  """Creates the output folder, refusing one that holds files of something else."""
+  marker = os.path.join(out_dir, MARKER)
+  if os.path.isdir(out_dir) and os.listdir(out_dir) and not os.path.isfile(marker):
+    raise EvaluationError(f"{out_dir} holds files that are not from a DeepSynth evaluation; pass "
+                          "another --out_dir or empty that folder")
+  if os.path.exists(out_dir) and not os.path.isdir(out_dir):
+    raise EvaluationError(f"{out_dir} is a file, not a folder; pass another --out_dir")
+  os.makedirs(out_dir, exist_ok=True)
+  checkpointing.write_json_atomic(marker, {"format": FORMAT, "workdir": workdir, "split": split})
+
+
+def _metrics_module():
+  try:
+    from deepsynth_jax import metrics
+  except ImportError:
+    return None
+  return metrics
+
+
+def _means(rows: list[dict]) -> dict[str, Any]:
+  out: dict[str, Any] = {}
+  for key in ("teacher_forced_cross_entropy", "free_running_cross_entropy"):
+    values = [r[key] for r in rows if r[key] is not None]
+    out[key] = float(np.mean(values)) if values else None
+  for key in ("music", "reference_music", "noise_music"):
+    if rows and key in rows[0]:
+      out[key] = {k: float(np.mean([r[key][k] for r in rows])) for k in rows[0][key]}
+  return out
+
+
+def _speed(times: list[float], length: int, rate: int) -> dict[str, Any]:
+  """Generation speed; the first example (which includes compilation) is left out if possible."""
+  timed = times[1:] if len(times) > 1 else times
+  per_second = length * len(timed) / max(sum(timed), 1e-9)
+  return {"samples_per_second": per_second, "real_time_factor": per_second / rate,
+          "timed_examples": len(timed), "includes_compilation": len(times) == 1}
+
+
+def summary(result: dict[str, Any]) -> str:
+  """A short text report of `evaluate_run`'s result."""
+  mean = result["mean"]
+  fmt = lambda v: "n/a" if v is None else f"{v:.4f}"
+  lines = [f"{result['workdir']} ({result['model']}, step {result['checkpoint_step']}), "
+           f"{result['split']}: {result['num_examples']} examples x "
+           f"{result['num_samples'] / result['sample_rate']:g} s",
+           f"  teacher-forced CE {fmt(mean['teacher_forced_cross_entropy'])} nats, free-running "
+           f"CE {fmt(mean['free_running_cross_entropy'])} nats",
+           f"  generation: {result['speed']['samples_per_second']:,.0f} samples/s "
+           f"({result['speed']['real_time_factor']:.2f}x real time)"]
+  if "music" in mean:
+    metrics = _metrics_module()
+    lines.append(metrics.markdown_table({"generated": mean["music"],
+                                         "reference audio": mean["reference_music"],
+                                         "white noise (matched RMS)": mean["noise_music"]}))
+  return "\n".join(lines)
+
+
+# ---- command line ------------------------------------------------------------------------------
+
+
+def main(argv: list[str]) -> None:
+  from absl import app, flags
+
+  if len(argv) > 1:
+    raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+  f = flags.FLAGS
+  from deepsynth_jax import input_pipeline
+  try:
+    result = evaluate_run(f.workdir, f.split, f.num_examples, data_dir=f.data_dir,
+                          seconds=f.seconds, out_dir=f.out_dir, temperature=f.temperature,
+                          seed=f.seed, media=f.media, music_metrics=f.music_metrics)
+  except (checkpointing.CheckpointError, input_pipeline.DatasetError, EvaluationError) as e:
+    raise SystemExit(f"error: {e}") from None
+  print(summary(result))
+  print(f"wrote {os.path.join(f.out_dir or default_out_dir(f.workdir, f.split), 'metrics.json')}")
+
+
+def _define_flags() -> None:
+  from absl import flags
+
+  flags.DEFINE_string("workdir", None, "Run directory of a trained model (run.json + checkpoints).",
+                      required=True)
+  flags.DEFINE_enum("split", "test", SPLITS, "Dataset split to evaluate.")
+  flags.DEFINE_integer("num_examples", None, "First N examples of the split (default: the run's "
+                       "config.eval.num_examples).")
+  flags.DEFINE_string("data_dir", None, "Dataset folder (default: the run's config.data_dir).")
+  flags.DEFINE_float("seconds", None, "Evaluate the first S seconds of each example (default: "
+                     "the whole segment).")
+  flags.DEFINE_string("out_dir", None, "Output folder (default: <workdir>/eval_<split>).")
+  flags.DEFINE_float("temperature", 1.0, "Sampling temperature (0 = greedy).")
+  flags.DEFINE_integer("seed", 0, "Sampling seed.")
+  flags.DEFINE_bool("media", True, "Write WAVs, figures and videos.")
+  flags.DEFINE_bool("music_metrics", True, "Compute onset/pitch/STFT metrics.")
+
+
+if __name__ == "__main__":
+  from absl import app
+
+  _define_flags()
+  app.run(main)

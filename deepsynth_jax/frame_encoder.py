@@ -1,0 +1,87 @@
+"""Video side of the model: a VGG-like frame encoder and the per-frame conditioning.
+
+Frames are uint8 grayscale (H, W) images of the keyboard. The encoder runs once per frame of a
+clip (not once per audio sample); the conditioning of frame f combines its features with those of
+frame f-1 ("current and previous frame"), and is later carried to audio rate by each sample's
+frame index (see `deepsynth_jax.frames`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+
+class FrameEncoder(nn.Module):
+  """VGG-like CNN: blocks of 3x3 convolutions + ReLU, then 2x2 max-pooling, then a dense layer.
+
+  Attributes:
+    channels: output channels of each block (one block per entry, each ending in a 2x2 pool).
+    convs_per_block: 3x3 convolutions in each block (VGG uses 2-3; 1 is enough for CPU runs).
+    features: size of the output feature vector.
+  """
+
+  channels: Sequence[int] = (16, 32, 64)
+  convs_per_block: int = 1
+  features: int = 128
+
+  @nn.compact
+  def __call__(self, frames: jax.Array) -> jax.Array:
+    """Encodes frames.
+
+    Args:
+      frames: uint8 (..., H, W) grayscale frames.
+
+    Returns:
+      float32 (..., features).
+    """
+    lead = frames.shape[:-2]
+    x = frames.reshape((-1, *frames.shape[-2:], 1)).astype(jnp.float32) / 255.0 - 0.5
+    for block, ch in enumerate(self.channels):
+      for i in range(self.convs_per_block):
+        x = nn.relu(nn.Conv(ch, (3, 3), padding="SAME", name=f"conv{block}_{i}")(x))
+      x = nn.max_pool(x, (2, 2), strides=(2, 2), padding="SAME")
+    x = x.reshape((x.shape[0], -1))
+    x = nn.relu(nn.Dense(self.features, name="dense")(x))
+    return x.reshape((*lead, self.features))
+
+
+class FrameConditioning(nn.Module):
+  """Per-frame conditioning from the current and the previous frame's features.
+
+  Output row f depends on frames f and f-1 only (frame -1 is taken as "no frame", zeros), so the
+  conditioning of an audio sample never sees a frame that is not yet current.
+  """
+
+  features: int = 128
+  use_previous_frame: bool = True
+
+  @nn.compact
+  def __call__(self, frame_features: jax.Array) -> jax.Array:
+    """(B, F, D) frame features -> (B, F, features) conditioning."""
+    x = frame_features
+    if self.use_previous_frame:
+      previous = jnp.pad(x, ((0, 0), (1, 0), (0, 0)))[:, :-1]
+      x = jnp.concatenate([x, previous], axis=-1)
+    x = nn.relu(nn.Dense(self.features, name="mix")(x))
+    return nn.Dense(self.features, name="out")(x)
+
+
+def frame_age_features(frame_age: jax.Array, sample_rate: int, num_features: int) -> jax.Array:
+  """Smooth features of the time since the current frame began (where we are in a note's decay).
+
+  Args:
+    frame_age: int (..., T) samples since the current frame became current.
+    sample_rate: audio sample rate in Hz (4000 by default).
+    num_features: K, number of exponential decays exp(-age / tau_k), with tau_k spaced
+      geometrically from 2.5 ms to 4 s (covering a piano note's attack to its long decay).
+
+  Returns:
+    float32 (..., T, K), each in (0, 1].
+  """
+  taus = jnp.asarray(np.geomspace(0.0025, 4.0, num_features) * sample_rate, jnp.float32)
+  return jnp.exp(-frame_age.astype(jnp.float32)[..., None] / taus)

@@ -1,0 +1,250 @@
+"""The DeepSynth WaveNet: audio buckets predicted from the previous audio and the video.
+
+Shapes: B batch, T audio samples (4 kHz), F frames, C residual channels, S skip channels,
+L layers. Audio enters as int tokens: bucket 0..255 of the previous sample, or `NO_AUDIO` (256)
+where the previous sample is unknown (start of a clip) or was dropped by audio-input dropout. The
+logits at sample t depend only on tokens at samples <= t (i.e. buckets before t) and on the frames
+current at or before t.
+
+Two ways to run the same parameters:
+- `__call__`: the whole sequence in parallel (teacher forcing: training and the teacher-forced loss).
+- `step`: one sample, with a queue per layer holding its last `dilation` inputs (the sampler).
+The two agree to float32 rounding; `tests/test_wavenet.py` checks it.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from deepsynth_jax.audio import NUM_BUCKETS
+from deepsynth_jax.frame_encoder import FrameConditioning, FrameEncoder, frame_age_features
+
+NO_AUDIO = NUM_BUCKETS  # token for "previous sample unknown / dropped"
+NUM_TOKENS = NUM_BUCKETS + 1
+
+Array = jax.Array
+State = dict[str, Any]
+
+
+def audio_input_tokens(buckets: Array, dropout_rate: float = 0.0,
+                       rng: Array | None = None) -> Array:
+  """Model input tokens for teacher forcing: the previous sample's bucket, with dropout.
+
+  Args:
+    buckets: int32 (B, T) true buckets 0..255.
+    dropout_rate: probability p of replacing each input token by NO_AUDIO (training only).
+    rng: (B,) per-example PRNG keys (required when dropout_rate > 0); keying per example makes
+      the mask independent of how the batch is split across devices.
+
+  Returns:
+    int32 (B, T): token t is bucket t-1 (NO_AUDIO at t = 0), possibly dropped.
+  """
+  tokens = jnp.pad(buckets, ((0, 0), (1, 0)), constant_values=NO_AUDIO)[:, :-1]
+  if dropout_rate > 0.0:
+    if rng is None:
+      raise ValueError("audio-input dropout needs per-example rng keys")
+    keep = jax.vmap(lambda k: jax.random.bernoulli(k, 1.0 - dropout_rate, tokens.shape[1:]))(rng)
+    tokens = jnp.where(keep, tokens, NO_AUDIO)
+  return tokens
+
+
+def _shift_right(x: Array, distance: int) -> Array:
+  """(B, T, C) -> x delayed by `distance` samples along T, zeros shifted in."""
+  return jnp.pad(x, ((0, 0), (distance, 0), (0, 0)))[:, : x.shape[1]]
+
+
+class CausalConv(nn.Module):
+  """Kernel-2 dilated causal convolution: y_t = W0 x_{t-d} + W1 x_t + b.
+
+  Both taps are one matmul over [x_{t-d}, x_t], in the parallel and the incremental form alike.
+  """
+
+  in_features: int
+  features: int
+  dilation: int
+
+  def setup(self):
+    self.kernel = self.param("kernel", nn.initializers.lecun_normal(),
+                             (2 * self.in_features, self.features))
+    self.bias = self.param("bias", nn.initializers.zeros_init(), (self.features,))
+
+  def __call__(self, x: Array) -> Array:
+    """(B, T, in) -> (B, T, features)."""
+    return self.step(_shift_right(x, self.dilation), x)
+
+  def step(self, x_past: Array, x_now: Array) -> Array:
+    """x_{t-d}, x_t (..., in) -> y_t (..., features)."""
+    return jnp.concatenate([x_past, x_now], axis=-1) @ self.kernel + self.bias
+
+
+class WaveNet(nn.Module):
+  """Video-conditioned WaveNet over 256 audio buckets.
+
+  Attributes:
+    num_layers: L dilated layers; dilation of layer i is 2 ** (i % layers_per_stack).
+    layers_per_stack: layers before the dilation cycle restarts (L for one stack).
+    channels: C, residual channels (the gate has 2C).
+    skip_channels: S.
+    cond_features: size of the per-frame conditioning vector.
+    encoder_channels, encoder_convs_per_block, encoder_features: the VGG-like frame encoder.
+    use_previous_frame: condition on the previous frame's features too (the method's design).
+    use_frame_age: add features of the time since the current frame began.
+    num_age_features: K for `frame_age_features`.
+    sample_rate: audio rate in Hz, for the frame-age features.
+  """
+
+  num_layers: int = 10
+  layers_per_stack: int = 10
+  channels: int = 128
+  skip_channels: int = 128
+  cond_features: int = 128
+  encoder_channels: tuple[int, ...] = (16, 32, 64)
+  encoder_convs_per_block: int = 1
+  encoder_features: int = 128
+  use_previous_frame: bool = True
+  use_frame_age: bool = True
+  num_age_features: int = 8
+  sample_rate: int = 4000
+
+  @property
+  def dilations(self) -> tuple[int, ...]:
+    return tuple(2 ** (i % self.layers_per_stack) for i in range(self.num_layers))
+
+  @property
+  def receptive_field(self) -> int:
+    """Number of past samples (buckets) that the logits at t can see."""
+    return 1 + sum(self.dilations) + 1
+
+  def setup(self):
+    c, gate = self.channels, 2 * self.channels
+    self.encoder = FrameEncoder(self.encoder_channels, self.encoder_convs_per_block,
+                                self.encoder_features)
+    self.conditioning = FrameConditioning(self.cond_features, self.use_previous_frame)
+    self.embed = nn.Embed(NUM_TOKENS, c)
+    self.input_conv = CausalConv(c, c, 1)
+    self.layer_convs = [CausalConv(c, gate, d) for d in self.dilations]
+    # All layers' conditioning projections as one matmul, computed once per frame.
+    self.cond_proj = nn.Dense(self.num_layers * gate)
+    if self.use_frame_age:
+      self.age_proj = self.param("age_kernel", nn.initializers.lecun_normal(),
+                                 (self.num_age_features, self.num_layers * gate))
+    self.layer_outs = [nn.Dense(c + self.skip_channels) for _ in self.dilations]
+    self.head_hidden = nn.Dense(c)
+    self.head_out = nn.Dense(NUM_BUCKETS)
+
+  # ---- conditioning -------------------------------------------------------------------------
+
+  def frame_conditioning(self, frames: Array) -> Array:
+    """uint8 (B, F, H, W) frames -> float32 (B, F, L, 2C) per-layer gate conditioning."""
+    features = self.encoder(frames)
+    cond = self.conditioning(features)
+    proj = self.cond_proj(cond)
+    return proj.reshape((*proj.shape[:-1], self.num_layers, 2 * self.channels))
+
+  def _age_conditioning(self, frame_age: Array) -> Array | None:
+    """int (...,) ages -> float32 (..., L, 2C), or None without frame-age features."""
+    if not self.use_frame_age:
+      return None
+    feats = frame_age_features(frame_age, self.sample_rate, self.num_age_features)
+    proj = feats @ self.age_proj
+    return proj.reshape((*proj.shape[:-1], self.num_layers, 2 * self.channels))
+
+  # ---- parallel (teacher-forced) forward ----------------------------------------------------
+
+  def __call__(self, tokens: Array, frames: Array, frame_index: Array,
+               frame_age: Array) -> Array:
+    """Teacher-forced logits for a whole clip.
+
+    Args:
+      tokens: int32 (B, T) input tokens from `audio_input_tokens` (previous buckets or NO_AUDIO).
+      frames: uint8 (B, F, H, W).
+      frame_index: int32 (B, T) index of the frame current at each sample.
+      frame_age: int32 (B, T) samples since that frame became current.
+
+    Returns:
+      float32 (B, T, 256) logits over buckets.
+    """
+    return self.logits_from_embeddings(self.embed(tokens), self.frame_conditioning(frames),
+                                       frame_index, frame_age)
+
+  def logits_from_embeddings(self, x: Array, frame_cond: Array, frame_index: Array,
+                             frame_age: Array) -> Array:
+    """As `__call__`, from embedded tokens (B, T, C) and `frame_conditioning` (B, F, L, 2C)."""
+    x = self.input_conv(x)
+    age_cond = self._age_conditioning(frame_age)
+    skip = 0.0
+    for i, (conv, out) in enumerate(zip(self.layer_convs, self.layer_outs)):
+      cond = jnp.take_along_axis(frame_cond[:, :, i], frame_index[..., None], axis=1)
+      if age_cond is not None:
+        cond = cond + age_cond[:, :, i]
+      x, skip_i = self._gated_residual(conv(x) + cond, x, out)
+      skip = skip + skip_i
+    return self._head(skip)
+
+  def _gated_residual(self, pre_gate: Array, x: Array, out: nn.Dense) -> tuple[Array, Array]:
+    a, b = jnp.split(pre_gate, 2, axis=-1)
+    res_skip = out(jnp.tanh(a) * jax.nn.sigmoid(b))
+    res, skip = res_skip[..., : self.channels], res_skip[..., self.channels:]
+    return (x + res) * math.sqrt(0.5), skip
+
+  def _head(self, skip: Array) -> Array:
+    h = nn.relu(self.head_hidden(nn.relu(skip)))
+    return self.head_out(h)
+
+  # ---- incremental forward (sampling) -------------------------------------------------------
+
+  def _queue_layout(self) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """(lengths, first rows) of the packed queues: the input conv's (1), then each layer's."""
+    lengths = (1, *self.dilations)
+    starts = tuple(sum(lengths[:i]) for i in range(len(lengths)))
+    return lengths, starts
+
+  def init_state(self, batch_size: int) -> State:
+    """Empty queues (zeros = causal padding) and t = 0.
+
+    The queue of the input conv (length 1) and of each layer (length = its dilation) holding its
+    last inputs are packed as consecutive rows of one float32 (1 + sum(dilations), B, C) array.
+    """
+    lengths, _ = self._queue_layout()
+    return {
+        "t": jnp.zeros((), jnp.int32),
+        "queues": jnp.zeros((sum(lengths), batch_size, self.channels), jnp.float32),
+    }
+
+  def step(self, state: State, token: Array, frame_cond_t: Array,
+           frame_age_t: Array) -> tuple[Array, State]:
+    """One sample of the incremental forward.
+
+    Args:
+      state: from `init_state` or the previous `step`.
+      token: int32 (B,) input token at time t (bucket t-1, or NO_AUDIO).
+      frame_cond_t: float32 (B, L, 2C) the current frame's row of `frame_conditioning`.
+      frame_age_t: int32 (B,) age of the current frame at t.
+
+    Returns:
+      (logits (B, 256) for sample t, state for t + 1).
+    """
+    t = state["t"]
+    lengths, starts = self._queue_layout()
+    # Row of each queue holding its input from `length` steps ago, overwritten by this step's.
+    # One gather and one scatter (which depends on the gather through x) let XLA update the
+    # queues in place; a separate read and write per queue made it copy every queue every step.
+    slots = jnp.asarray(starts) + t % jnp.asarray(lengths)
+    past = state["queues"][slots]                                  # (1 + L, B, C)
+    x_now = self.embed(token)
+    inputs = [x_now]
+    x = self.input_conv.step(past[0], x_now)
+    age_cond = self._age_conditioning(frame_age_t)
+    cond = frame_cond_t if age_cond is None else frame_cond_t + age_cond
+    skip = 0.0
+    for i, (conv, out) in enumerate(zip(self.layer_convs, self.layer_outs, strict=True)):
+      inputs.append(x)
+      x, skip_i = self._gated_residual(conv.step(past[i + 1], x) + cond[:, i], x, out)
+      skip = skip + skip_i
+    queues = state["queues"].at[slots].set(jnp.stack(inputs), unique_indices=True)
+    return self._head(skip), {"t": t + 1, "queues": queues}

@@ -1,0 +1,110 @@
+r"""Default DeepSynth configuration: the method's model at its best Table 1 setting.
+
+Dropout 0.75 on the audio input, 10 dilated layers, 512 residual features, 100 epochs with
+validation on 100 examples after each and the best epoch kept. This is a GPU/TPU-sized run:
+
+  python -m deepsynth_jax.train --config=experiments/configs/default.py --workdir=runs/default
+
+Variants import this file and override fields (see cpu.py, table1.py, test.py); any field can be
+set on the command line, e.g. `--config.num_epochs=3`.
+"""
+
+import ml_collections
+
+
+def get_config() -> ml_collections.ConfigDict:
+  config = ml_collections.ConfigDict()
+  # Dataset folder built by `python -m data_gen.make_dataset --out_dir=...`.
+  config.data_dir = "data/deepsynth"
+  # Every random choice (init, dropout, shuffling, crops) derives from this seed.
+  config.seed = 0
+  # Which generator: "wavenet" (autoregressive, the method) or "parallel" (video -> audio at once).
+  config.model = "wavenet"
+  # Audio quantization into 256 buckets: "mu_law" or "linear".
+  config.quantization = "mu_law"
+
+  config.wavenet = ml_collections.ConfigDict()
+  # Number of dilated causal layers; dilation doubles each layer within a stack.
+  config.wavenet.num_layers = 10
+  # Layers per stack before the dilation restarts at 1 (== num_layers for a single stack).
+  config.wavenet.layers_per_stack = 10
+  # Residual channels C (the gate has 2C).
+  config.wavenet.channels = 512
+  # Skip-connection channels.
+  config.wavenet.skip_channels = 512
+  # Probability of replacing each teacher-forced audio input by "no audio" (training only).
+  config.wavenet.audio_dropout = 0.75
+
+  config.parallel = ml_collections.ConfigDict()
+  # Channels of the non-autoregressive generator's dilated (non-causal) convolutions.
+  config.parallel.channels = 128
+  # Dilated layers of the parallel generator (dilation doubles each layer).
+  config.parallel.num_layers = 8
+  # Loss weights of the parallel generator: waveform L1, multi-resolution STFT, bucket CE.
+  config.parallel.l1_weight = 1.0
+  config.parallel.stft_weight = 1.0
+  config.parallel.ce_weight = 0.0
+
+  config.encoder = ml_collections.ConfigDict()
+  # Output channels of each VGG block (each block ends in a 2x2 max-pool).
+  config.encoder.channels = (32, 64, 128)
+  # 3x3 convolutions per block.
+  config.encoder.convs_per_block = 2
+  # Frame feature size.
+  config.encoder.features = 256
+
+  config.conditioning = ml_collections.ConfigDict()
+  # Per-frame conditioning size (fed to every layer's gate).
+  config.conditioning.features = 256
+  # Condition on the previous frame's features as well as the current one's.
+  config.conditioning.use_previous_frame = True
+  # Add features of the time since the current frame began (where we are in a note's decay).
+  config.conditioning.use_frame_age = True
+  # Number of frame-age features (exponential decays from 2.5 ms to 4 s).
+  config.conditioning.num_age_features = 8
+
+  # Global batch size (examples per step over all devices and hosts).
+  config.batch_size = 8
+  # Training crop of each 5 s segment, in samples (0 = the whole segment).
+  config.crop_samples = 8000
+  # Training length in epochs over the train split.
+  config.num_epochs = 100
+  # Stop after this many steps if > 0 (overrides num_epochs for quick runs and tests).
+  config.max_steps = 0
+
+  config.optimizer = ml_collections.ConfigDict()
+  # "adamw" or "adam".
+  config.optimizer.name = "adamw"
+  # Peak learning rate after warm-up.
+  config.optimizer.learning_rate = 3e-4
+  # Linear warm-up steps from 0 to the peak.
+  config.optimizer.warmup_steps = 500
+  # Annealing after warm-up: "cosine" (to end_factor * peak at the last step) or "exponential".
+  config.optimizer.schedule = "cosine"
+  # Final learning rate as a fraction of the peak.
+  config.optimizer.end_factor = 0.01
+  # For "exponential": decay rate per `decay_steps` steps.
+  config.optimizer.decay_rate = 0.5
+  config.optimizer.decay_steps = 10_000
+  # Decoupled weight decay (adamw only).
+  config.optimizer.weight_decay = 0.0
+  # Clip gradients to this global norm (0 = no clipping).
+  config.optimizer.grad_clip_norm = 1.0
+
+  config.eval = ml_collections.ConfigDict()
+  # Validation examples evaluated after every epoch (the method: 100).
+  config.eval.num_examples = 100
+  # Validation batch size (global).
+  config.eval.batch_size = 20
+  # Loss that selects the best epoch: "teacher_forced" or "free_running".
+  config.eval.selection_metric = "teacher_forced"
+  # Samples generated per example for the free-running loss (0 = the whole segment).
+  config.eval.free_running_samples = 0
+
+  # Log metrics every N steps (metrics stay on the device in between).
+  config.log_every_steps = 50
+  # Save the latest state for resume every N steps (and at every epoch end).
+  config.checkpoint_every_steps = 500
+  # Host-side batches prepared ahead of the device.
+  config.prefetch_batches = 2
+  return config

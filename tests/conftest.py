@@ -1,0 +1,47 @@
+"""Shared fixtures: tiny MIDI songs made with mido, and a tiny dataset built from them."""
+
+from __future__ import annotations
+
+import io
+
+import mido
+import numpy as np
+import pytest
+
+
+def make_song_midi(seed: int, seconds: float) -> bytes:
+  """A random piano piece of about `seconds` s (1-3 note chords), as MIDI file bytes."""
+  rng = np.random.default_rng(seed)
+  events = []
+  t = 0.3
+  while t < seconds:
+    for pitch in rng.choice(np.arange(30, 100), size=rng.integers(1, 4), replace=False):
+      length = float(rng.choice([0.1, 0.3, 0.6]))
+      events.append((round(t * 960), 1, mido.Message("note_on", note=int(pitch), velocity=90)))
+      events.append((round((t + length) * 960), 0, mido.Message("note_off", note=int(pitch))))
+    t += float(rng.choice([0.2, 0.4, 0.7]))
+  events.sort(key=lambda e: (e[0], e[1]))
+  mid = mido.MidiFile(ticks_per_beat=480)
+  track = mido.MidiTrack()
+  mid.tracks.append(track)
+  last = 0
+  for tick, _, msg in events:
+    track.append(msg.copy(time=tick - last))
+    last = tick
+  buf = io.BytesIO()
+  mid.save(file=buf)
+  return buf.getvalue()
+
+
+@pytest.fixture(scope="session")
+def tiny_data_dir(tmp_path_factory) -> str:
+  """Six songs of 14-34 s split 60/20/20 by song: a few segments per split, built once."""
+  from data_gen import make_dataset
+
+  midis = tmp_path_factory.mktemp("tiny_midis")
+  for i in range(6):
+    (midis / f"s{i}.mid").write_bytes(make_song_midi(i, 14.0 + 4 * i))
+  out = tmp_path_factory.mktemp("tiny_dataset")
+  make_dataset.build_dataset(str(out), midi_dir=str(midis), num_songs=0, workers=1,
+                             progress=False)
+  return str(out)

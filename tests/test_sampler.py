@@ -1,0 +1,271 @@
+"""Sampler: exactness against the parallel forward, the naive sampler, and exact stub models."""
+
+from __future__ import annotations
+
+import functools
+import math
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import pytest
+
+from deepsynth_jax import audio as audio_lib
+from deepsynth_jax import sampler, wavenet
+from deepsynth_jax.frames import frame_index_and_age
+
+H, W = 16, 32
+
+
+class StubWaveNet(nn.Module):
+  """The WaveNet's sampling interface (no parameters) with a known output distribution.
+
+  mode "count": all mass (logit `peak`) on bucket (previous + 1 + frame value + frame age) % 256,
+    the previous bucket being 0 at the start; the frame value is the current frame's pixel [0, 0].
+  mode "uniform": all logits 0.
+  mode "two": logits 0 and log 3 on buckets 0 and 1, -1e4 elsewhere (P = 1/4, 3/4).
+  """
+
+  mode: str = "count"
+  peak: float = 50.0
+
+  def frame_conditioning(self, frames):
+    """(B, F, H, W) -> (B, F, 1, 2): each frame's pixel [0, 0]."""
+    value = frames[:, :, 0, 0].astype(jnp.float32)
+    return jnp.stack([value, value], axis=-1)[:, :, None, :]
+
+  def init_state(self, batch_size):
+    return {"t": jnp.zeros((), jnp.int32), "seen": jnp.zeros((batch_size,), jnp.int32)}
+
+  def step(self, state, token, frame_cond_t, frame_age_t):
+    b = token.shape[0]
+    if self.mode == "uniform":
+      logits = jnp.zeros((b, 256))
+    elif self.mode == "two":
+      logits = jnp.full((b, 256), -1e4).at[:, 0].set(0.0).at[:, 1].set(math.log(3.0))
+    else:
+      previous = jnp.where(token == wavenet.NO_AUDIO, 0, token)
+      target = (previous + 1 + frame_cond_t[:, 0, 0].astype(jnp.int32) + frame_age_t) % 256
+      logits = self.peak * jax.nn.one_hot(target, 256)
+    return logits, {"t": state["t"] + 1, "seen": state["seen"] + 1}
+
+
+def _stub_inputs(batch: int = 2, t: int = 50):
+  frames = np.zeros((batch, 3, 4, 4), np.uint8)
+  frames[:, :, 0, 0] = np.array([[3, 10, 200], [7, 0, 99]])[:batch]
+  index, age = frame_index_and_age(np.array([0, 13, 31]), t)
+  return frames, np.tile(index, (batch, 1)), np.tile(age, (batch, 1))
+
+
+def _count_expected(frames, index, age):
+  expected = np.zeros(index.shape, np.int32)
+  for b in range(index.shape[0]):
+    previous = 0
+    for t in range(index.shape[1]):
+      previous = (previous + 1 + int(frames[b, index[b, t], 0, 0]) + int(age[b, t])) % 256
+      expected[b, t] = previous
+  return expected
+
+
+def test_stub_count_greedy_feeds_back_samples_and_gathers_frames():
+  frames, index, age = _stub_inputs()
+  expected = _count_expected(frames, index, age)
+  # Scored against its own output the free-running CE is ~0; against other audio it is `peak`.
+  mine = sampler.generate(StubWaveNet(), {}, frames, index, age, greedy=True,
+                          true_audio=audio_lib.dequantize(expected))
+  np.testing.assert_array_equal(mine.buckets, expected)
+  assert mine.buckets.dtype == jnp.int32 and mine.audio.dtype == jnp.float32
+  np.testing.assert_allclose(mine.audio, audio_lib.dequantize(expected), rtol=1e-6, atol=1e-7)
+  np.testing.assert_allclose(mine.cross_entropy, 0.0, atol=1e-6)
+  assert mine.sample_cross_entropy.shape == index.shape
+  other = sampler.generate(StubWaveNet(), {}, frames, index, age, greedy=True,
+                           true_audio=audio_lib.dequantize((expected + 1) % 256))
+  np.testing.assert_array_equal(other.buckets, expected)
+  np.testing.assert_allclose(other.cross_entropy, 50.0, rtol=1e-5)
+
+
+def test_stub_count_sampling_is_the_argmax_when_peaked():
+  """With a 50-nat peak, sampling at temperature 1 almost surely picks it: same as greedy."""
+  frames, index, age = _stub_inputs()
+  expected = _count_expected(frames, index, age)
+  sampled = sampler.generate(StubWaveNet(), {}, frames, index, age, seed=5)
+  np.testing.assert_array_equal(sampled.buckets, expected)
+  assert sampled.cross_entropy is None and sampled.sample_cross_entropy is None
+  zero = sampler.generate(StubWaveNet(), {}, frames, index, age, temperature=0.0)
+  np.testing.assert_array_equal(zero.buckets, expected)
+  # A flatter peak: sampling now departs from the argmax, greedy does not.
+  flat = StubWaveNet(peak=3.0)
+  true_audio = audio_lib.dequantize(expected)
+  greedy = sampler.generate(flat, {}, frames, index, age, greedy=True, true_audio=true_audio)
+  np.testing.assert_array_equal(greedy.buckets, expected)
+  sampled = np.asarray(sampler.generate(flat, {}, frames, index, age, seed=5,
+                                        true_audio=true_audio).buckets)
+  previous = np.concatenate([np.zeros((2, 1), np.int32), sampled[:, :-1]], axis=1)
+  peak = (previous + 1 + np.take_along_axis(frames[:, :, 0, 0], index, 1) + age) % 256
+  # P(peak) = e^3 / (e^3 + 255) = 0.073 given its own past.
+  assert 0.01 < np.mean(sampled == peak) < 0.2
+
+
+def test_uniform_stub_cross_entropy_and_seeds():
+  frames, index, age = _stub_inputs(batch=2, t=400)
+  true_audio = np.zeros(index.shape, np.float32)
+  out = sampler.generate(StubWaveNet(mode="uniform"), {}, frames, index, age, seed=1,
+                         true_audio=true_audio)
+  np.testing.assert_allclose(out.cross_entropy, math.log(256), rtol=1e-6)
+  np.testing.assert_allclose(out.sample_cross_entropy, math.log(256), rtol=1e-6)
+  counts = np.bincount(np.asarray(out.buckets).ravel(), minlength=256)
+  assert counts.max() < 15 and len(np.unique(out.buckets)) > 200  # ~3 per bucket
+  again = sampler.generate(StubWaveNet(mode="uniform"), {}, frames, index, age, seed=1,
+                           true_audio=true_audio)
+  np.testing.assert_array_equal(again.buckets, out.buckets)
+  other = sampler.generate(StubWaveNet(mode="uniform"), {}, frames, index, age, seed=2,
+                           true_audio=true_audio)
+  assert np.mean(np.asarray(other.buckets) == np.asarray(out.buckets)) < 0.05
+  # An example's samples depend on (seed, example_id) only: not on its batch or the length.
+  alone = sampler.generate(StubWaveNet(mode="uniform"), {}, frames[1:], index[1:, :100],
+                           age[1:, :100], seed=1, example_ids=[1])
+  np.testing.assert_array_equal(alone.buckets[0], out.buckets[1, :100])
+
+
+@pytest.mark.parametrize("temperature,p1", [(1.0, 0.75), (0.5, 0.9), (2.0, math.sqrt(3) /
+                                                                      (1 + math.sqrt(3)))])
+def test_temperature_scales_the_distribution(temperature, p1):
+  frames, index, age = _stub_inputs(batch=2, t=2000)
+  out = sampler.generate(StubWaveNet(mode="two"), {}, frames, index, age, seed=3,
+                         temperature=temperature)
+  buckets = np.asarray(out.buckets)
+  assert set(np.unique(buckets)) <= {0, 1}
+  assert abs(np.mean(buckets == 1) - p1) < 0.03  # 4000 draws: std 0.007
+
+
+def test_bad_arguments_raise_value_errors():
+  frames, index, age = _stub_inputs()
+  with pytest.raises(ValueError, match="temperature"):
+    sampler.generate(StubWaveNet(), {}, frames, index, age, temperature=-1.0)
+  with pytest.raises(ValueError, match="frame_index"):
+    sampler.generate(StubWaveNet(), {}, frames, index[:, :10], age)
+  with pytest.raises(ValueError, match="true_audio"):
+    sampler.generate(StubWaveNet(), {}, frames, index, age, true_audio=np.zeros((2, 3)))
+  with pytest.raises(ValueError, match="example_ids"):
+    sampler.generate(StubWaveNet(), {}, frames, index, age, example_ids=[0])
+
+
+# ---- the real WaveNet -----------------------------------------------------------------------
+
+
+def _wavenet(layers: int, per_stack: int) -> wavenet.WaveNet:
+  return wavenet.WaveNet(num_layers=layers, layers_per_stack=per_stack, channels=8,
+                         skip_channels=8, cond_features=8, encoder_channels=(4,),
+                         encoder_features=8)
+
+
+def _real_inputs(seed: int, batch: int = 2, t: int = 80):
+  rng = np.random.default_rng(seed)
+  buckets = rng.integers(0, 256, (batch, t)).astype(np.int32)
+  frames = rng.integers(0, 256, (batch, 3, H, W)).astype(np.uint8)
+  index, age = frame_index_and_age(np.array([0, t // 3, 2 * t // 3]), t)
+  return buckets, frames, np.tile(index, (batch, 1)), np.tile(age, (batch, 1))
+
+
+@functools.partial(jax.jit, static_argnums=0)
+def _parallel_logits(model, params, tokens, frames, index, age):
+  return model.apply({"params": params}, tokens, frames, index, age)
+
+
+def _init(model, buckets, frames, index, age, seed=0):
+  """Random parameters (biases too) of the init's shapes; flax's init compiles slowly."""
+  tokens = wavenet.audio_input_tokens(jnp.asarray(buckets))
+  shapes = jax.eval_shape(model.init, jax.random.key(0), tokens, frames, index, age)["params"]
+  rng = np.random.default_rng(seed)
+  fan_in = lambda s: s.shape[-2] if len(s.shape) > 1 else 4
+  return jax.tree.map(lambda s: jnp.asarray(rng.normal(0, 1 / np.sqrt(fan_in(s)), s.shape),
+                                            s.dtype), shapes)
+
+
+# T > every dilation, so every queue wraps around.
+@pytest.mark.parametrize("layers,per_stack,t", [(1, 1, 48), (4, 4, 48), (6, 3, 48), (8, 8, 160)])
+def test_teacher_forced_scan_equals_parallel_forward(layers, per_stack, t):
+  model = _wavenet(layers, per_stack)
+  buckets, frames, index, age = _real_inputs(layers, t=t)
+  params = _init(model, buckets, frames, index, age)
+  tokens = wavenet.audio_input_tokens(jnp.asarray(buckets))
+  parallel = _parallel_logits(model, params, tokens, frames, index, age)
+  incremental = sampler.teacher_forced_logits(model, params, tokens, frames, index, age)
+  assert incremental.shape == (2, t, 256)
+  np.testing.assert_allclose(incremental, parallel, rtol=1e-5, atol=1e-5)
+
+
+@pytest.fixture(scope="module")
+def small_model():
+  model = _wavenet(4, 4)  # receptive field 1 + (1 + 2 + 4 + 8) + 1 = 17 < T: windows slide
+  buckets, frames, index, age = _real_inputs(7, t=48)
+  params = _init(model, buckets, frames, index, age)
+  return model, params, buckets, frames, index, age
+
+
+@pytest.mark.parametrize("greedy", [True, False])
+def test_fast_sampler_equals_naive_sampler(small_model, greedy):
+  model, params, buckets, frames, index, age = small_model
+  true_audio = audio_lib.dequantize(buckets)
+  fast = sampler.generate(model, params, frames, index, age, greedy=greedy, seed=4,
+                          true_audio=true_audio)
+  naive = sampler.naive_generate(model, params, frames, index, age, greedy=greedy, seed=4,
+                                 true_audio=true_audio)
+  np.testing.assert_array_equal(fast.buckets, naive.buckets)
+  np.testing.assert_allclose(fast.sample_cross_entropy, naive.sample_cross_entropy, rtol=1e-4,
+                             atol=1e-4)
+  if not greedy:  # a random-init model is nearly uniform: samples vary
+    assert len(np.unique(fast.buckets)) > 20
+
+
+def test_free_running_cross_entropy_scores_the_true_audio_on_own_past(small_model):
+  """Each step's CE is that of the TRUE bucket given the model's own generated past."""
+  model, params, buckets, frames, index, age = small_model
+  out = sampler.generate(model, params, frames, index, age, seed=4,
+                         true_audio=audio_lib.dequantize(buckets))
+  own_tokens = wavenet.audio_input_tokens(out.buckets)
+  logits = _parallel_logits(model, params, own_tokens, frames, index, age)
+  expected = jax.nn.logsumexp(logits, -1) - jnp.take_along_axis(logits, buckets[..., None],
+                                                                 -1)[..., 0]
+  np.testing.assert_allclose(out.sample_cross_entropy, expected, rtol=1e-4, atol=1e-4)
+  np.testing.assert_allclose(out.cross_entropy, expected.mean(1), rtol=1e-5)
+
+
+class _FakeData:
+  """The parts of input_pipeline.DeepSynthData that free_running_validation uses."""
+
+  def __init__(self, buckets, frames, index, age):
+    self.segment_samples = buckets.shape[1]
+    self._ex = {"audio": audio_lib.dequantize(buckets), "frames": frames, "frame_index": index,
+                "frame_age": age, "example_id": np.arange(len(buckets), dtype=np.int32)}
+
+  def num_examples(self, split):
+    assert split == "validation"
+    return len(self._ex["audio"])
+
+  def batches(self, split, batch_size, *, num_examples, shuffle, drop_remainder, **unused):
+    assert not shuffle and not drop_remainder
+    for i in range(0, num_examples, batch_size):
+      yield {k: v[i:min(i + batch_size, num_examples)] for k, v in self._ex.items()}
+
+
+def test_free_running_validation(small_model):
+  model, params, buckets, frames, index, age = small_model
+  buckets, frames = np.concatenate([buckets] * 2), np.concatenate([frames] * 2)
+  index, age = np.concatenate([index] * 2), np.concatenate([age] * 2)
+  data = _FakeData(buckets, frames, index, age)
+  config = ml_collections.ConfigDict({
+      "model": "wavenet", "seed": 4, "quantization": "mu_law",
+      "eval": {"num_examples": 3, "batch_size": 2, "free_running_samples": 48}})
+  result = sampler.free_running_validation(model, params, data, config)
+  direct = [sampler.generate(model, params, frames[i:i + 2], index[i:i + 2], age[i:i + 2], seed=4,
+                             true_audio=audio_lib.dequantize(buckets[i:i + 2]),
+                             example_ids=[i, i + 1]).cross_entropy for i in (0, 2)]
+  assert set(result) == {"cross_entropy"}
+  np.testing.assert_allclose(result["cross_entropy"], np.mean(np.concatenate(direct)[:3]),
+                             rtol=1e-5)
+  config.eval.free_running_samples = 10_000
+  with pytest.raises(ValueError, match="free_running_samples"):
+    sampler.free_running_validation(model, params, data, config)
