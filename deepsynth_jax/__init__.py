@@ -4,7 +4,7 @@ Given frames of a piano being played, predict the audio (4 kHz, 256 mu-law bucke
 video-conditioned WaveNet (the method) or a parallel generator. Public entry points:
 
 - `deepsynth_jax.sample(frames, ...)`: audio for a clip's frames from a trained run.
-- `python -m deepsynth_jax.train`, `python -m deepsynth_jax.evaluate`, `python -m deepsynth_jax.play`.
+- `python -m deepsynth_jax.train`, `... .evaluate`, `... .play`: the binaries.
 """
 
 __version__ = "0.1.0"

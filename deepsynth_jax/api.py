@@ -18,8 +18,8 @@ The model comes from a run directory (`checkpoint`, its best checkpoint and run.
 per process and cached) or from `params` + `config` (the run's config; 4 kHz data assumed). The
 WaveNet is sampled autoregressively (`deepsynth_jax.sampler`); the parallel model
 (config.model == "parallel") in one forward pass (temperature, seed and greedy do not apply).
-Compilation happens once per model and padded input shape (frames are padded to a power of two,
-the WaveNet's length to a multiple of 0.25 s), so repeated calls are fast.
+Compilation happens once per model and padded input shape (frames are padded to a power of two
+>= 16, the WaveNet's length to a multiple of 0.25 s), so repeated calls are fast.
 """
 
 from __future__ import annotations
@@ -40,6 +40,8 @@ from deepsynth_jax import frames as frames_lib
 
 # Assumed for `params` + `config` without a run directory (the dataset's default).
 DEFAULT_SAMPLE_RATE = 4000
+# Frames are padded to a power of two, at least this many (a 5 s segment has ~15 sparse frames).
+MIN_PADDED_FRAMES = 16
 # Length of a sparse-frame clip when `seconds` is not given (the dataset's segment length); it is
 # extended to 1 s past the last frame when that is later.
 DEFAULT_SECONDS = 5.0
@@ -154,7 +156,8 @@ def sample(frames: Any, frame_times: Any = None, fps: float | None = None, *,
   out = sampler.generate(run.model, run.params, padded_frames[None], padded_index[None],
                          padded_age[None], temperature=temperature, seed=seed, greedy=greedy,
                          quantization=run.config.quantization)
-  return np.asarray(out.audio[0, :num_samples], np.float32)
+  # Bucket centres are within [-1, 1] up to float32 rounding of the mu-law expansion.
+  return np.clip(np.asarray(out.audio[0, :num_samples], np.float32), -1.0, 1.0)
 
 
 @functools.partial(jax.jit, static_argnames=("model",))
@@ -270,13 +273,13 @@ def _fit_frame_size(frames: np.ndarray, run: Run, dense: bool) -> np.ndarray:
 
 def _pad_for_compilation(frames: np.ndarray, index: np.ndarray, age: np.ndarray,
                          rate: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-  """Pads F to a power of two and T to a multiple of 0.25 s so that shapes (compilations) recur.
+  """Pads F to a power of two (>= 16) and T to a multiple of 0.25 s, so that shapes recur.
 
   Padded frames are never current; padded samples continue the last frame and are dropped. The
   samples before the padding are unchanged by it (each step's randomness is keyed by its time).
   """
   f, t = frames.shape[0], index.shape[0]
-  f_pad = 1 << (f - 1).bit_length()
+  f_pad = max(MIN_PADDED_FRAMES, 1 << (f - 1).bit_length())
   chunk = max(1, rate // 4)
   t_pad = -(-t // chunk) * chunk
   frames = np.concatenate([frames, np.zeros((f_pad - f, *frames.shape[1:]), np.uint8)])

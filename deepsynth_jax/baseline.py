@@ -193,8 +193,8 @@ def init_params(model, image_shape: tuple[int, int], seed: int) -> Any:
 def train_classifier(frames: Any, keys: Any, *, steps: int = 700, batch_size: int = 32,
                      learning_rate: float = 2e-3, seed: int = 0,
                      channels: Sequence[int] = (8, 16, 16), hidden: int = 32,
-                     width_pools: int = 0,
-                     velocity: int = DEFAULT_VELOCITY, log_every: int = 0) -> Baseline:
+                     width_pools: int = 0, velocity: int = DEFAULT_VELOCITY,
+                     synth_gain: float | None = None, log_every: int = 0) -> Baseline:
   """Trains the key classifier with Adam on binary cross-entropy; deterministic given `seed`.
 
   Args:
@@ -205,6 +205,8 @@ def train_classifier(frames: Any, keys: Any, *, steps: int = 700, batch_size: in
     seed: PRNG seed of the initialization and the batch order.
     channels, hidden, width_pools: model size (see KeyClassifier).
     velocity: MIDI velocity given to transcribed notes (stored in the config).
+    synth_gain: the dataset's FluidSynth gain (manifest synth.gain), stored in the config so that
+      `baseline_audio` renders at the dataset's loudness; None = data_gen.synth's default.
     log_every: print the loss every this many steps (0: never).
 
   Returns:
@@ -222,6 +224,7 @@ def train_classifier(frames: Any, keys: Any, *, steps: int = 700, batch_size: in
   k = k.astype(np.float32)
   config = dict(height=int(f.shape[1]), width=int(f.shape[2]), channels=list(channels),
                 hidden=int(hidden), width_pools=int(width_pools), velocity=int(velocity),
+                synth_gain=None if synth_gain is None else float(synth_gain),
                 threshold=0.5, steps=int(steps),
                 batch_size=int(batch_size), learning_rate=float(learning_rate), seed=int(seed),
                 num_train_frames=int(f.shape[0]), format=FORMAT)
@@ -250,16 +253,17 @@ def train_classifier(frames: Any, keys: Any, *, steps: int = 700, batch_size: in
 
 
 def save_baseline(baseline: Baseline, workdir: str) -> str:
-  """Writes the params (orbax StandardSave) and config (JSON) to `workdir/checkpoint/<steps>/`.
+  """Writes the params (orbax StandardSave) and config (JSON) to `workdir/checkpoint/<n>/`.
 
-  Orbax commits the step directory atomically; older steps are removed only after it is written.
+  Each save is a new orbax step n (1, 2, ...), committed atomically; the previous one is removed
+  only after it. Returns the step directory.
   """
   import orbax.checkpoint as ocp
 
   path = os.path.join(os.path.abspath(workdir), CHECKPOINT_DIR)
   manager = ocp.CheckpointManager(path, options=ocp.CheckpointManagerOptions(
       max_to_keep=1, create=True, enable_async_checkpointing=False))
-  step = int(baseline.config["steps"])
+  step = (manager.latest_step() or 0) + 1  # a new step: the previous one goes once this commits
   manager.save(step, args=ocp.args.Composite(params=ocp.args.StandardSave(baseline.params),
                                              config=ocp.args.JsonSave(baseline.config)),
                force=True)
@@ -369,11 +373,13 @@ def baseline_audio(workdir_or_baseline: str | Baseline, frames: Any, frame_start
     num_samples: clip length in samples.
     sample_rate: Hz (4000 for the dataset).
     soundfont: path of the dataset's .sf2 (manifest soundfont.path).
-    gain: FluidSynth gain; None = data_gen.synth's default (the dataset's unless it says otherwise).
+    gain: FluidSynth gain; None = the training dataset's (stored in the config at training).
   """
   baseline = (load_baseline(workdir_or_baseline) if isinstance(workdir_or_baseline, str)
               else workdir_or_baseline)
   notes = transcribe(baseline, frames, frame_start, num_samples)
+  if gain is None:
+    gain = baseline.config.get("synth_gain")
   return synthesize(notes, num_samples, sample_rate, soundfont, gain)
 
 
@@ -489,7 +495,6 @@ def evaluate(baseline: Baseline, data: Any, split: str, num_segments: int = 0,
   indices = np.unique(np.round(np.linspace(0, n - 1, count)).astype(int)).tolist()
   sr, t = data.sample_rate, data.segment_samples
   soundfont = data.manifest["soundfont"]["path"]
-  gain = data.manifest.get("synth", {}).get("gain")
   edge = int(np.ceil(metrics.CLIP_EDGE_S * sr))
   matched = estimated = reference_count = 0
   audio_rows, references, notes_list = [], [], []
@@ -502,7 +507,7 @@ def evaluate(baseline: Baseline, data: Any, split: str, num_segments: int = 0,
     matched += counted["matched"]
     estimated += counted["num_estimated"]
     reference_count += counted["num_reference"]
-    generated = synthesize(predicted, t, sr, soundfont, gain)
+    generated = synthesize(predicted, t, sr, soundfont, baseline.config.get("synth_gain"))
     audio_rows.append(metrics.audio_metrics(generated, example["audio"], sr, notes))
     references.append(example["audio"])
     notes_list.append(notes)
@@ -531,6 +536,7 @@ def main(argv: Sequence[str]) -> None:
   loaded = time.perf_counter()
   model = train_classifier(unique, unique_keys, steps=flag.steps, batch_size=flag.batch_size,
                            learning_rate=flag.learning_rate, seed=flag.seed, velocity=velocity,
+                           synth_gain=data.manifest.get("synth", {}).get("gain"),
                            log_every=max(1, flag.steps // 10))
   trained = time.perf_counter()
   os.makedirs(flag.workdir, exist_ok=True)

@@ -26,6 +26,7 @@ and the flags. `evaluate_run` is the importable entry point.
 from __future__ import annotations
 
 import os
+import re
 import time
 from typing import Any
 
@@ -40,6 +41,8 @@ FORMAT = "deepsynth_jax.eval/1"
 # Written first into an output folder: marks it as ours, so re-running may overwrite it.
 MARKER = ".deepsynth_eval"
 SPLITS = ("train", "validation", "test")
+# Per-example files that this module writes (older ones not rewritten by a run are removed).
+MEDIA_FILE = re.compile(r"example_\d{4}_(generated\.wav|reference\.wav|comparison\.png|video\.mp4)")
 
 
 class EvaluationError(ValueError):
@@ -153,6 +156,10 @@ def evaluate_run(workdir: str, split: str = "test", num_examples: int | None = N
       "speed": _speed(times, length, rate),
   }
   checkpointing.write_json_atomic(os.path.join(out_dir, "metrics.json"), result)
+  written = {name for row in rows for name in row.get("files", {}).values()}
+  for name in os.listdir(out_dir):
+    if MEDIA_FILE.fullmatch(name) and name not in written:  # from an earlier, larger run
+      os.remove(os.path.join(out_dir, name))
   return result
 
 
@@ -220,14 +227,16 @@ def plot_comparison(path: str, generated: np.ndarray, reference: np.ndarray, sam
   matplotlib.use("Agg")
   from matplotlib import pyplot as plt
 
+  cmap = matplotlib.colormaps["magma"].with_extremes(under="black", bad="black")
   fig, axes = plt.subplots(2, 2, figsize=(12, 6), sharex=True, constrained_layout=True)
   for col, (name, audio) in enumerate((("generated", generated), ("reference", reference))):
     t = np.arange(len(audio)) / sample_rate
     axes[0, col].plot(t, audio, linewidth=0.4, color="tab:blue" if col == 0 else "tab:green")
     axes[0, col].set(title=name, ylim=(-1.05, 1.05), ylabel="amplitude")
     nfft = min(256, max(16, len(audio)))
-    axes[1, col].specgram(audio.astype(np.float64) + 1e-9, NFFT=nfft, Fs=sample_rate,
-                          noverlap=nfft * 3 // 4, cmap="magma", vmin=-120, vmax=0)
+    with np.errstate(divide="ignore"):  # silent stretches: log10(0) = -inf, drawn as the floor
+      axes[1, col].specgram(audio.astype(np.float64), NFFT=nfft, Fs=sample_rate,
+                            noverlap=nfft * 3 // 4, cmap=cmap, vmin=-120, vmax=0)
     axes[1, col].set(xlabel="time (s)", ylabel="frequency (Hz)")
   if title:
     fig.suptitle(title)

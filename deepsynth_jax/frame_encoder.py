@@ -23,11 +23,15 @@ class FrameEncoder(nn.Module):
     channels: output channels of each block (one block per entry, each ending in a 2x2 pool).
     convs_per_block: 3x3 convolutions in each block (VGG uses 2-3; 1 is enough for CPU runs).
     features: size of the output feature vector.
+    input_pool: average-pool the frame by this factor (both axes) before the first convolution;
+      2 quarters the encoder's cost, which dominates a CPU training step (keys stay >= 2 px wide
+      at the default 32 x 208 frames).
   """
 
   channels: Sequence[int] = (16, 32, 64)
   convs_per_block: int = 1
   features: int = 128
+  input_pool: int = 1
 
   @nn.compact
   def __call__(self, frames: jax.Array) -> jax.Array:
@@ -41,6 +45,9 @@ class FrameEncoder(nn.Module):
     """
     lead = frames.shape[:-2]
     x = frames.reshape((-1, *frames.shape[-2:], 1)).astype(jnp.float32) / 255.0 - 0.5
+    if self.input_pool > 1:
+      x = nn.avg_pool(x, (self.input_pool, self.input_pool), strides=(self.input_pool,) * 2,
+                      padding="SAME")
     for block, ch in enumerate(self.channels):
       for i in range(self.convs_per_block):
         x = nn.relu(nn.Conv(ch, (3, 3), padding="SAME", name=f"conv{block}_{i}")(x))
@@ -69,6 +76,15 @@ class FrameConditioning(nn.Module):
       x = jnp.concatenate([x, previous], axis=-1)
     x = nn.relu(nn.Dense(self.features, name="mix")(x))
     return nn.Dense(self.features, name="out")(x)
+
+
+def gather_frames(per_frame: jax.Array, frame_index: jax.Array) -> jax.Array:
+  """Carries per-frame rows to audio rate: (B, F, ...) and int (B, T) -> (B, T, ...).
+
+  A batched gather (vmap of take) rather than `take_along_axis`, whose (B, T)-sized iota indices
+  XLA spends seconds constant-folding when compiling the gradient.
+  """
+  return jax.vmap(lambda rows, index: jnp.take(rows, index, axis=0))(per_frame, frame_index)
 
 
 def frame_age_features(frame_age: jax.Array, sample_rate: int, num_features: int) -> jax.Array:

@@ -30,8 +30,8 @@ def validate_frame_start(frame_start: np.ndarray, num_samples: int) -> np.ndarra
     raise ValueError(f"frame starts must strictly increase; frame {bad} starts at {starts[bad]} "
                      f"after frame {bad - 1} at {starts[bad - 1]}")
   if starts[-1] >= num_samples:
-    raise ValueError(f"frame {len(starts) - 1} starts at sample {starts[-1]}, at or past the clip's "
-                     f"end ({num_samples} samples)")
+    raise ValueError(f"frame {len(starts) - 1} starts at sample {starts[-1]}, at or past the "
+                     f"clip's end ({num_samples} samples)")
   return starts
 
 

@@ -17,9 +17,10 @@ An example (batches add a leading B axis):
 
 `batches` is a deterministic function of its arguments: the order is a permutation seeded by
 (seed, epoch); `crop_samples=L` cuts each example to a window of L samples at an offset seeded by
-(seed, epoch, example_id), cropping frame_index/frame_age alongside (frames, frame_start and
-num_frames stay the whole segment's); `start_batch` resumes mid-epoch with the same batches; with
-several processes each takes its own contiguous slice of every global batch of
+(seed, epoch, example_id), cropping frame_index/frame_age alongside and keeping only the frames
+the crop refers to (plus the previous one), padded to `frames_per_crop(L)` so that the frame
+encoder does not run on frames the crop never uses; `start_batch` resumes mid-epoch with the same
+batches; with several processes each takes its own contiguous slice of every global batch of
 batch_size x process_count examples.
 """
 
@@ -125,26 +126,54 @@ class DeepSynthData:
     dst[max(a1 - a0, 0):] = 0.0
     first, count = int(self._first[split][index]), int(self._count[split][index])
     song_frames = self._frames[song]
-    out["frames"][row, :count] = song_frames[first:first + count]
-    out["frames"][row, count:] = song_frames[first + count - 1]
     starts = self._frame_start[song][first:first + count] - start
     starts[0] = 0
-    out["frame_start"][row, :count] = starts
-    out["frame_start"][row, count:] = t
-    out["num_frames"][row] = count
+    kept = out["frames"].shape[1]
+    if kept == self.max_frames:
+      out["frames"][row, :count] = song_frames[first:first + count]
+      out["frames"][row, count:] = song_frames[first + count - 1]
+      out["frame_start"][row, :count] = starts
+      out["frame_start"][row, count:] = t
+      out["num_frames"][row] = count
     # frame_index/age of samples [crop_offset, crop_offset + crop_len) of the window.
     pos = np.arange(crop_offset, crop_offset + crop_len, dtype=np.int64)
     idx = np.searchsorted(starts, pos, side="right") - 1
-    out["frame_index"][row] = idx
     out["frame_age"][row] = pos - starts[idx]
     out["example_id"][row] = index
+    if kept < self.max_frames:
+      # Keep only the frames this crop refers to, and the one before them (the first one's
+      # "previous frame"), so the frame encoder does not run on frames the crop never uses.
+      lo = max(int(idx[0]) - 1, 0)
+      hi = int(idx[-1]) + 1
+      if hi - lo > kept:
+        raise AssertionError(f"crop needs {hi - lo} frames, more than {kept}")
+      out["frames"][row, :hi - lo] = song_frames[first + lo:first + hi]
+      out["frames"][row, hi - lo:] = song_frames[first + hi - 1]
+      out["frame_start"][row, :hi - lo] = starts[lo:hi]
+      out["frame_start"][row, hi - lo:] = t
+      out["num_frames"][row] = hi - lo
+      idx = idx - lo
+    out["frame_index"][row] = idx
+
+  def frames_per_crop(self, crop_samples: int) -> int:
+    """Frames a batch cropped to `crop_samples` carries: the most any crop of any split refers
+    to (+1 for the first referenced frame's previous frame), at most `max_frames`."""
+    if crop_samples >= self.segment_samples:
+      return self.max_frames
+    most = 1
+    for fs in self._frame_start:
+      # Frames referenced by a window [a, a + L): the one current at a, and those starting inside.
+      inside = np.searchsorted(fs, fs + crop_samples, side="left") - np.arange(len(fs))
+      most = max(most, int(inside.max()) + 1)
+    return min(most + 1, self.max_frames)
 
   def _empty(self, batch: int, length: int) -> dict[str, np.ndarray]:
     h, w = self.frame_shape
+    frames = self.max_frames if length >= self.segment_samples else self.frames_per_crop(length)
     return {
         "audio": np.empty((batch, length), np.float32),
-        "frames": np.empty((batch, self.max_frames, h, w), np.uint8),
-        "frame_start": np.empty((batch, self.max_frames), np.int32),
+        "frames": np.empty((batch, frames, h, w), np.uint8),
+        "frame_start": np.empty((batch, frames), np.int32),
         "num_frames": np.empty((batch,), np.int32),
         "frame_index": np.empty((batch, length), np.int32),
         "frame_age": np.empty((batch, length), np.int32),

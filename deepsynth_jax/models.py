@@ -29,6 +29,7 @@ def build_model(config: ml_collections.ConfigDict, sample_rate: int = 4000) -> n
       encoder_channels=tuple(config.encoder.channels),
       encoder_convs_per_block=config.encoder.convs_per_block,
       encoder_features=config.encoder.features,
+      encoder_input_pool=config.encoder.input_pool,
       use_previous_frame=config.conditioning.use_previous_frame,
       use_frame_age=config.conditioning.use_frame_age,
       num_age_features=config.conditioning.num_age_features,

@@ -15,8 +15,8 @@ encoder and conditioning as the WaveNet, then:
 Loss (`loss_fn`): L1 on the waveform + multi-resolution STFT (spectral convergence + log-magnitude
 L1), and optionally the 256-bucket cross-entropy of a discretized Gaussian centred on the
 prediction in mu-law space (scale learned), which makes its cross-entropy comparable with the
-WaveNet's. Oscillator phases are fixed by absolute time, so the STFT terms carry the learning signal;
-the waveform L1 only has weight where phases agree.
+WaveNet's. Oscillator phases are fixed by absolute time, so the STFT terms carry the learning
+signal; the waveform L1 only has weight where phases agree.
 """
 
 from __future__ import annotations
@@ -31,7 +31,12 @@ import numpy as np
 import optax
 
 from deepsynth_jax import audio as audio_lib
-from deepsynth_jax.frame_encoder import FrameConditioning, FrameEncoder, frame_age_features
+from deepsynth_jax.frame_encoder import (
+  FrameConditioning,
+  FrameEncoder,
+  frame_age_features,
+  gather_frames,
+)
 
 STFT_SIZES = (64, 128, 256, 512)
 
@@ -54,6 +59,7 @@ class ParallelGenerator(nn.Module):
   encoder_channels: tuple[int, ...] = (16, 32, 64)
   encoder_convs_per_block: int = 1
   encoder_features: int = 128
+  encoder_input_pool: int = 1
   use_previous_frame: bool = True
   use_frame_age: bool = True
   num_age_features: int = 8
@@ -61,7 +67,7 @@ class ParallelGenerator(nn.Module):
 
   def setup(self):
     self.encoder = FrameEncoder(self.encoder_channels, self.encoder_convs_per_block,
-                                self.encoder_features)
+                                self.encoder_features, self.encoder_input_pool)
     self.conditioning = FrameConditioning(self.cond_features, self.use_previous_frame)
     self.input_proj = nn.Dense(self.channels)
     self.convs = [nn.Conv(2 * self.channels, (3,), kernel_dilation=(2 ** i,), padding="SAME")
@@ -82,7 +88,7 @@ class ParallelGenerator(nn.Module):
     points = np.arange(-(-t // self.hop) + 1) * self.hop
     inside = np.minimum(points, t - 1)  # the last point(s) may lie past the clip's end
     cond = self.conditioning(self.encoder(frames))                       # (B, F, D)
-    x = jnp.take_along_axis(cond, frame_index[:, inside, None], axis=1)  # (B, P, D)
+    x = gather_frames(cond, frame_index[:, inside])                      # (B, P, D)
     if self.use_frame_age:
       age = frame_age[:, inside] + (points - inside)
       x = jnp.concatenate([x, frame_age_features(age, self.sample_rate,

@@ -39,7 +39,7 @@ from deepsynth_jax import wavenet
 Array = jax.Array
 
 # Steps of the time loop unrolled into one loop iteration (fewer loop-control ops per sample).
-DEFAULT_UNROLL = 2
+DEFAULT_UNROLL = 1
 
 
 class Generation(NamedTuple):

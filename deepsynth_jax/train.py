@@ -182,6 +182,17 @@ def _per_process(global_batch: int, devices: int, name: str) -> int:
   return global_batch // processes
 
 
+def _report(bar, line: str) -> None:
+  """Prints a line above the progress bar (or plain when there is none), and logs it."""
+  logging.info("%s", line)
+  if jax.process_index() != 0:
+    return
+  if bar is not None:
+    bar.write(line)
+  else:
+    print(line, flush=True)
+
+
 class MetricsWriter:
   """metrics.jsonl (truncated to the resumed step on restart) and TensorBoard events."""
 
@@ -234,7 +245,10 @@ def _selection_loss(config, model, params, data, p_eval_step) -> dict[str, float
   """Validation metrics after an epoch; `selection_loss` picks the best epoch."""
   metrics = {f"tf_{k}": v for k, v in
              evaluate_teacher_forced(p_eval_step, params, data, config).items()}
-  if config.eval.selection_metric == "free_running":
+  if config.eval.selection_metric == "free_running" and config.model == "parallel":
+    # Without audio input, generating is the teacher-forced forward pass: the same loss.
+    metrics["selection_loss"] = metrics["tf_loss"]
+  elif config.eval.selection_metric == "free_running":
     from deepsynth_jax import sampler
     fr = sampler.free_running_validation(model, unreplicate(params), data, config)
     metrics.update({f"fr_{k}": v for k, v in fr.items()})
@@ -373,8 +387,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
         progress["history"].append(epoch_row)
         writer.write(step, "validation", {k: v for k, v in epoch_row.items()
                                           if isinstance(v, float)})
-        logging.info("epoch %d (step %d): %s", epoch_row["epoch"], step,
-                     json.dumps({k: round(v, 4) for k, v in val.items()}))
+        _report(bar, f"epoch {epoch_row['epoch']} (step {step}): train loss "
+                f"{epoch_row['train_loss']:.4f}, " + ", ".join(
+                    f"{k} {v:.4f}" for k, v in val.items()))
         best = progress["best_selection_loss"]
         if best is None or val["selection_loss"] < best:
           progress.update(best_selection_loss=val["selection_loss"], best_step=step)
@@ -398,6 +413,8 @@ FLAGS = flags.FLAGS
 def main(argv: list[str]) -> None:
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+  if not FLAGS["verbosity"].present:
+    logging.set_verbosity(logging.WARNING)  # orbax logs every save at INFO; -v=0 shows it all
   if FLAGS.multihost:
     jax.distributed.initialize()
   logging.info("JAX devices: %s (process %d of %d)", jax.devices(), jax.process_index(),

@@ -7,7 +7,7 @@ logits at sample t depend only on tokens at samples <= t (i.e. buckets before t)
 current at or before t.
 
 Two ways to run the same parameters:
-- `__call__`: the whole sequence in parallel (teacher forcing: training and the teacher-forced loss).
+- `__call__`: the whole sequence in parallel (teacher forcing: training, teacher-forced loss).
 - `step`: one sample, with a queue per layer holding its last `dilation` inputs (the sampler).
 The two agree to float32 rounding; `tests/test_wavenet.py` checks it.
 """
@@ -22,7 +22,12 @@ import jax
 import jax.numpy as jnp
 
 from deepsynth_jax.audio import NUM_BUCKETS
-from deepsynth_jax.frame_encoder import FrameConditioning, FrameEncoder, frame_age_features
+from deepsynth_jax.frame_encoder import (
+  FrameConditioning,
+  FrameEncoder,
+  frame_age_features,
+  gather_frames,
+)
 
 NO_AUDIO = NUM_BUCKETS  # token for "previous sample unknown / dropped"
 NUM_TOKENS = NUM_BUCKETS + 1
@@ -91,7 +96,8 @@ class WaveNet(nn.Module):
     channels: C, residual channels (the gate has 2C).
     skip_channels: S.
     cond_features: size of the per-frame conditioning vector.
-    encoder_channels, encoder_convs_per_block, encoder_features: the VGG-like frame encoder.
+    encoder_channels, encoder_convs_per_block, encoder_features, encoder_input_pool: the
+      VGG-like frame encoder (see FrameEncoder).
     use_previous_frame: condition on the previous frame's features too (the method's design).
     use_frame_age: add features of the time since the current frame began.
     num_age_features: K for `frame_age_features`.
@@ -106,6 +112,7 @@ class WaveNet(nn.Module):
   encoder_channels: tuple[int, ...] = (16, 32, 64)
   encoder_convs_per_block: int = 1
   encoder_features: int = 128
+  encoder_input_pool: int = 1
   use_previous_frame: bool = True
   use_frame_age: bool = True
   num_age_features: int = 8
@@ -123,7 +130,7 @@ class WaveNet(nn.Module):
   def setup(self):
     c, gate = self.channels, 2 * self.channels
     self.encoder = FrameEncoder(self.encoder_channels, self.encoder_convs_per_block,
-                                self.encoder_features)
+                                self.encoder_features, self.encoder_input_pool)
     self.conditioning = FrameConditioning(self.cond_features, self.use_previous_frame)
     self.embed = nn.Embed(NUM_TOKENS, c)
     self.input_conv = CausalConv(c, c, 1)
@@ -179,7 +186,7 @@ class WaveNet(nn.Module):
     age_cond = self._age_conditioning(frame_age)
     skip = 0.0
     for i, (conv, out) in enumerate(zip(self.layer_convs, self.layer_outs)):
-      cond = jnp.take_along_axis(frame_cond[:, :, i], frame_index[..., None], axis=1)
+      cond = gather_frames(frame_cond[:, :, i], frame_index)
       if age_cond is not None:
         cond = cond + age_cond[:, :, i]
       x, skip_i = self._gated_residual(conv(x) + cond, x, out)

@@ -9,6 +9,16 @@ import numpy as np
 import pytest
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _compilation_cache(tmp_path_factory):
+  """Tests build the same tiny programs many times: compile each once per session."""
+  import jax
+
+  jax.config.update("jax_compilation_cache_dir", str(tmp_path_factory.mktemp("jax_cache")))
+  jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
+  jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
+
+
 def make_song_midi(seed: int, seconds: float) -> bytes:
   """A random piano piece of about `seconds` s (1-3 note chords), as MIDI file bytes."""
   rng = np.random.default_rng(seed)

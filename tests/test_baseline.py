@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
 
-from data_gen import keyboard
+from data_gen import keyboard, synth
 from deepsynth_jax import baseline
 
 H, W = 16, 104  # the smallest keyboard the renderer supports: tiny and fast
@@ -77,10 +79,22 @@ def test_trained_classifier_recovers_the_notes_of_a_tiny_example(trained):
   np.testing.assert_array_equal(predicted, keys.astype(bool))
   got = baseline.transcribe(model, frames, starts, 1200)
   np.testing.assert_array_equal(got, TINY_NOTES)
-  # The saved checkpoint reproduces the same notes.
+  # The saved checkpoint reproduces the same notes; saving again replaces it.
+  second = baseline.save_baseline(model, workdir)
+  assert second.endswith("2")
   loaded = baseline.load_baseline(workdir)
   assert loaded.config == model.config
   np.testing.assert_array_equal(baseline.transcribe(loaded, frames, starts, 1200), TINY_NOTES)
+
+
+@pytest.mark.skipif(not os.path.isfile(synth.DEFAULT_SOUNDFONT), reason="no SoundFont installed")
+def test_baseline_audio_renders_the_transcribed_notes(trained):
+  model, _ = trained
+  frames, starts, _ = keyboard.render_video(TINY_NOTES, 1200, 4000, "sparse", H, W)
+  audio = baseline.baseline_audio(model, frames, starts, 1200, 4000, synth.DEFAULT_SOUNDFONT)
+  assert audio.dtype == np.float32 and audio.shape == (1200,) and np.abs(audio).max() > 0.01
+  expected = baseline.synthesize(TINY_NOTES, 1200, 4000, synth.DEFAULT_SOUNDFONT)
+  np.testing.assert_array_equal(audio, expected)
 
 
 def test_training_is_deterministic(trained):

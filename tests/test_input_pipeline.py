@@ -154,22 +154,30 @@ def test_process_shards_are_disjoint_and_cover_global_batches(data):
 
 def test_crop_windows_are_consistent(data):
   crop = 3000
+  kept = data.frames_per_crop(crop)
+  assert kept < data.max_frames  # cropped batches carry only the frames a crop can refer to
   batches = list(data.batches("train", 2, seed=0, epoch=0, crop_samples=crop, process_index=0,
                               process_count=1))
   offsets = set()
   for batch in batches:
     assert batch["audio"].shape == (2, crop) and batch["frame_index"].shape == (2, crop)
+    assert batch["frames"].shape[1] == batch["frame_start"].shape[1] == kept
     for row, i in enumerate(batch["example_id"].tolist()):
       full = data.example("train", i)
+      index, num = batch["frame_index"][row], int(batch["num_frames"][row])
+      assert index.max() < num and index.min() in (0, 1)  # 1: the previous frame is kept too
       candidates = np.flatnonzero(full["audio"][:20000 - crop + 1] == batch["audio"][row, 0])
       matches = [o for o in candidates.tolist()
                  if np.array_equal(full["audio"][o:o + crop], batch["audio"][row])
-                 and np.array_equal(full["frame_index"][o:o + crop], batch["frame_index"][row])
-                 and np.array_equal(full["frame_age"][o:o + crop], batch["frame_age"][row])]
-      assert matches, f"example {i}: cropped audio/frame_index not a window of the example"
+                 and np.array_equal(full["frame_age"][o:o + crop], batch["frame_age"][row])
+                 and np.array_equal(full["frames"][full["frame_index"][o:o + crop]],
+                                    batch["frames"][row][index])]
+      assert matches, f"example {i}: cropped audio/frames not a window of the example"
       offsets.add(matches[0])
-      np.testing.assert_array_equal(batch["frames"][row], full["frames"])
-      np.testing.assert_array_equal(batch["frame_start"][row], full["frame_start"])
+      o = matches[0]
+      lo = max(int(full["frame_index"][o]) - 1, 0)
+      np.testing.assert_array_equal(batch["frame_start"][row, :num],
+                                    full["frame_start"][lo:lo + num])
   assert len(offsets) > 1  # offsets are random
   again = next(data.batches("train", 2, seed=0, epoch=0, crop_samples=crop, process_index=0,
                             process_count=1))
@@ -222,3 +230,4 @@ def test_load_errors_are_actionable(data_dir, tmp_path):
   (copy / "manifest.json").write_text(json.dumps(manifest))
   with pytest.raises(ip.DatasetError, match="format_version"):
     ip.load_dataset(str(copy))
+

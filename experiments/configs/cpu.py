@@ -18,10 +18,11 @@ def get_config():
   config.encoder.channels = (16, 32, 32)
   config.encoder.convs_per_block = 1
   config.encoder.features = 64
+  config.encoder.input_pool = 2
   config.conditioning.features = 64
   config.batch_size = 8
   config.crop_samples = 4000
-  config.num_epochs = 5
+  config.num_epochs = 8
   config.optimizer.learning_rate = 2e-3
   config.optimizer.warmup_steps = 100
   config.eval.num_examples = 20

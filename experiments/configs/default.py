@@ -52,6 +52,8 @@ def get_config() -> ml_collections.ConfigDict:
   config.encoder.convs_per_block = 2
   # Frame feature size.
   config.encoder.features = 256
+  # Average-pool frames by this factor before the first convolution (2 for CPU runs).
+  config.encoder.input_pool = 1
 
   config.conditioning = ml_collections.ConfigDict()
   # Per-frame conditioning size (fed to every layer's gate).
@@ -97,7 +99,7 @@ def get_config() -> ml_collections.ConfigDict:
   # Validation batch size (global).
   config.eval.batch_size = 20
   # Loss that selects the best epoch: "teacher_forced" or "free_running".
-  config.eval.selection_metric = "teacher_forced"
+  config.eval.selection_metric = "free_running"
   # Samples generated per example for the free-running loss (0 = the whole segment).
   config.eval.free_running_samples = 0
 

@@ -28,8 +28,8 @@ SETTINGS = (
     "drop75_l10_c512",
 )
 # The full 2 x 2 x 3 grid.
-GRID = tuple(f"drop{round(d * 100)}_l{l}_c{c}"
-             for d, l, c in itertools.product(DROPOUTS, LAYERS, FEATURES))
+GRID = tuple(f"drop{round(d * 100)}_l{n}_c{c}"
+             for d, n, c in itertools.product(DROPOUTS, LAYERS, FEATURES))
 
 
 def parse_setting(name: str) -> tuple[float, int, int]:

@@ -25,6 +25,7 @@ def get_config():
   config.eval.num_examples = 4
   config.eval.batch_size = 4
   config.eval.free_running_samples = 64
+  config.eval.selection_metric = "teacher_forced"
   config.log_every_steps = 1
   config.checkpoint_every_steps = 2
   config.prefetch_batches = 0

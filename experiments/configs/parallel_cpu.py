@@ -1,0 +1,23 @@
+r"""The parallel (non-autoregressive) generator at CPU size: video -> waveform in one pass.
+
+  python -m deepsynth_jax.train --config=experiments/configs/parallel_cpu.py \
+      --workdir=runs/parallel_cpu
+"""
+
+from experiments.configs import cpu
+
+
+def get_config():
+  config = cpu.get_config()
+  config.model = "parallel"
+  config.parallel.channels = 96
+  config.parallel.num_layers = 6
+  config.crop_samples = 4000
+  config.num_epochs = 20
+  config.optimizer.learning_rate = 2e-3
+  config.optimizer.warmup_steps = 50
+  config.eval.num_examples = 40
+  config.eval.batch_size = 20
+  # No audio input: its generated audio is its teacher-forced output, so select on that loss.
+  config.eval.selection_metric = "teacher_forced"
+  return config

@@ -1,0 +1,188 @@
+"""deepsynth_jax.sample: a trained run's audio for sparse frames or dense video, and its errors."""
+
+from __future__ import annotations
+
+import os
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+from flax.training import train_state
+
+import deepsynth_jax
+from deepsynth_jax import api, checkpointing, input_pipeline, models, sampler, train
+from deepsynth_jax.frames import frame_index_and_age
+from experiments.configs import test as test_config
+
+
+def random_params(model, *init_args, seed: int = 0):
+  """Random parameters (biases too) with the init's shapes; flax's init compiles slowly."""
+  shapes = jax.eval_shape(model.init, jax.random.key(0), *init_args)["params"]
+  rng = np.random.default_rng(seed)
+  fan_in = lambda s: s.shape[-2] if len(s.shape) > 1 else 4
+  return jax.tree.map(lambda s: jnp.asarray(rng.normal(0, 1 / np.sqrt(fan_in(s)), s.shape),
+                                            s.dtype), shapes)
+
+
+def make_run_dir(workdir: str, data_dir: str, model_name: str = "wavenet") -> str:
+  """A run directory as train.py leaves it: run.json and a best checkpoint (random params)."""
+  config = test_config.get_config()
+  config.data_dir = data_dir
+  config.model = model_name
+  data = input_pipeline.load_dataset(data_dir)
+  model = models.build_model(config, data.sample_rate)
+  batch = next(data.batches("train", 1, seed=0, epoch=0, crop_samples=64))
+  if model_name == "wavenet":
+    args = (batch["frame_index"], batch["frames"], batch["frame_index"], batch["frame_age"])
+  else:
+    args = (batch["frames"], batch["frame_index"], batch["frame_age"])
+  params = random_params(model, *args)
+  state = train_state.TrainState.create(apply_fn=model.apply, params=params, tx=optax.sgd(0.1))
+  checkpointing.write_run_record(workdir, config, train._data_facts(data))
+  ckpts = checkpointing.RunCheckpoints(workdir)
+  progress = {"step": 3, "epoch": 1, "batch_in_epoch": 0, "best_selection_loss": 5.0,
+              "best_step": 3, "history": []}
+  ckpts.save_best(3, state, progress, 5.0)
+  ckpts.close()
+  return workdir
+
+
+@pytest.fixture(scope="module")
+def data(tiny_data_dir):
+  return input_pipeline.load_dataset(tiny_data_dir)
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory, tiny_data_dir):
+  return make_run_dir(str(tmp_path_factory.mktemp("run")), tiny_data_dir)
+
+
+@pytest.fixture(scope="module")
+def clip(data):
+  """Sparse frames (F, H, W) and their start samples of a validation example."""
+  ex = data.example("validation", 0)
+  count = int(ex["num_frames"])
+  return ex["frames"][:count], ex["frame_start"][:count].astype(np.int64)
+
+
+def test_sample_matches_the_sampler_and_is_deterministic(run_dir, clip):
+  frames, starts = clip
+  seconds = 0.3
+  audio = deepsynth_jax.sample(frames, starts, checkpoint=run_dir, seconds=seconds, seed=3)
+  assert audio.shape == (1200,) and audio.dtype == np.float32
+  assert np.all(np.abs(audio) <= 1.0) and np.std(audio) > 0
+  # The API pads frames and length for compilation reuse; the samples are those of the sampler
+  # on the unpadded clip.
+  run = api.load_run(run_dir)
+  keep = starts < 1200
+  index, age = frame_index_and_age(starts[keep], 1200)
+  direct = sampler.generate(run.model, run.params, frames[keep][None], index[None], age[None],
+                            seed=3)
+  np.testing.assert_array_equal(audio, np.clip(np.asarray(direct.audio[0]), -1, 1))
+
+  hits = api._load_run_cached.cache_info().hits
+  again = deepsynth_jax.sample(frames, starts, checkpoint=run_dir, seconds=seconds, seed=3)
+  assert api._load_run_cached.cache_info().hits == hits + 1  # loaded once per process
+  np.testing.assert_array_equal(again, audio)
+  other = deepsynth_jax.sample(frames, starts, checkpoint=run_dir, seconds=seconds, seed=4)
+  assert np.mean(other != audio) > 0.5
+  greedy = deepsynth_jax.sample(frames, starts, checkpoint=run_dir, seconds=seconds, greedy=True)
+  np.testing.assert_array_equal(
+      greedy, deepsynth_jax.sample(frames, starts, checkpoint=run_dir, seconds=seconds,
+                                   temperature=0.0, seed=9))
+  # params + config give the same model as the run directory.
+  same = deepsynth_jax.sample(frames, starts, params=run.params, config=run.config,
+                              seconds=seconds, seed=3)
+  np.testing.assert_array_equal(same, audio)
+
+
+def test_default_length(run_dir):
+  run = api.load_run(run_dir)
+  starts, length = api._frame_starts(2, np.array([0, 100]), None, None, run)
+  assert length == 20000  # the run's segment length (5 s)
+  _, length = api._frame_starts(2, np.array([0, 20500]), None, None, run)
+  assert length == 24500  # 1 s past the last frame
+  starts, length = api._frame_starts(7, None, 30.0, None, run)
+  np.testing.assert_array_equal(starts, np.round(np.arange(7) * 4000 / 30))
+  assert length == 934  # the video's length, ceil(7 / 30 s * 4000)
+  _, length = api._frame_starts(7, None, 30.0, 0.5, run)
+  assert length == 2000
+
+
+def test_dense_video_is_converted_and_resized(run_dir, clip):
+  frames, _ = clip
+  fps = 40.0
+  starts = np.round(np.arange(len(frames)) * 4000 / fps).astype(np.int64)
+  sparse = deepsynth_jax.sample(frames, starts, checkpoint=run_dir, seconds=0.3, seed=1)
+  gray_video = deepsynth_jax.sample(frames, fps=fps, checkpoint=run_dir, seconds=0.3, seed=1)
+  np.testing.assert_array_equal(gray_video, sparse)
+  rgb = np.repeat(frames[..., None], 3, axis=-1)  # R = G = B: grayscale conversion is exact
+  np.testing.assert_array_equal(
+      deepsynth_jax.sample(rgb, fps=fps, checkpoint=run_dir, seconds=0.3, seed=1), sparse)
+  big = np.repeat(np.repeat(rgb, 2, axis=1), 3, axis=2)  # another size: resized
+  resized = deepsynth_jax.sample(big, fps=fps, checkpoint=run_dir, seconds=0.3, seed=1)
+  assert resized.shape == (1200,) and np.all(np.isfinite(resized))
+
+
+def test_parallel_model_is_one_forward_pass(tmp_path, tiny_data_dir, clip):
+  run_dir = make_run_dir(str(tmp_path / "parallel_run"), tiny_data_dir, "parallel")
+  frames, starts = clip
+  audio = deepsynth_jax.sample(frames, starts, checkpoint=run_dir, seconds=0.2)
+  run = api.load_run(run_dir)
+  keep = starts < 800
+  index, age = frame_index_and_age(starts[keep], 800)
+  direct = run.model.apply({"params": run.params}, frames[keep][None], index[None], age[None])
+  assert audio.shape == (800,) and audio.dtype == np.float32
+  np.testing.assert_allclose(audio, np.clip(np.asarray(direct[0]), -1, 1), rtol=1e-4, atol=1e-4)
+
+
+def _bad_calls(run_dir, frames, starts):
+  run = dict(checkpoint=run_dir, seconds=0.1)
+  return [
+      ("rank", lambda: deepsynth_jax.sample(frames[0], starts[:1], **run), "(F, H, W)"),
+      ("dtype", lambda: deepsynth_jax.sample(frames.astype(np.float32), starts, **run), "uint8"),
+      ("empty", lambda: deepsynth_jax.sample(frames[:0], starts[:0], **run), "empty"),
+      ("size", lambda: deepsynth_jax.sample(frames[:, :-2], starts, **run), "32 x 208"),
+      ("rgb without fps", lambda: deepsynth_jax.sample(
+          np.repeat(frames[..., None], 3, -1), starts, **run), "fps"),
+      ("count", lambda: deepsynth_jax.sample(frames, starts[:-1], **run), "one per frame"),
+      ("nan", lambda: deepsynth_jax.sample(frames[:2], np.array([0.0, np.nan]), **run), "NaN"),
+      ("order", lambda: deepsynth_jax.sample(frames[:2], np.array([0, 0]), **run),
+       "strictly increase"),
+      ("first", lambda: deepsynth_jax.sample(frames[:1], np.array([5]), **run), "sample 0"),
+      ("seconds-like", lambda: deepsynth_jax.sample(frames[:2], np.array([0.0, 0.5]), **run),
+       "whole numbers"),
+      ("both", lambda: deepsynth_jax.sample(frames, starts, fps=30, **run), "exactly one"),
+      ("neither", lambda: deepsynth_jax.sample(frames, **run), "exactly one"),
+      ("fps", lambda: deepsynth_jax.sample(frames, fps=-1, **run), "fps"),
+      ("seconds", lambda: deepsynth_jax.sample(frames, starts, checkpoint=run_dir, seconds=0),
+       "seconds"),
+      ("temperature", lambda: deepsynth_jax.sample(frames, starts, temperature=-1, **run),
+       "temperature"),
+      ("no model", lambda: deepsynth_jax.sample(frames, starts, seconds=0.1), "checkpoint="),
+      ("two models", lambda: deepsynth_jax.sample(frames, starts, params={}, **run), "not both"),
+  ]
+
+
+def test_bad_inputs_raise_one_clear_value_error(run_dir, clip):
+  frames, starts = clip
+  for name, call, message in _bad_calls(run_dir, frames, starts):
+    with pytest.raises(api.SampleInputError, match=message):
+      call()
+      pytest.fail(f"no error for {name}")
+
+
+def test_unknown_or_empty_checkpoint(tmp_path, clip):
+  frames, starts = clip
+  with pytest.raises(checkpointing.CheckpointError, match="does not exist"):
+    deepsynth_jax.sample(frames, starts, checkpoint=str(tmp_path / "nope"))
+  with pytest.raises(checkpointing.CheckpointError, match="not a DeepSynth run"):
+    deepsynth_jax.sample(frames, starts, checkpoint=str(tmp_path))
+  config = test_config.get_config()
+  checkpointing.write_run_record(str(tmp_path), config, {"sample_rate": 4000})
+  with pytest.raises(checkpointing.CheckpointError, match="no committed checkpoint"):
+    deepsynth_jax.sample(frames, starts, checkpoint=str(tmp_path))
+  assert isinstance(checkpointing.CheckpointError("x"), ValueError)
+  assert os.path.isfile(tmp_path / "run.json")
