@@ -324,6 +324,9 @@ def build_dataset(out_dir: str, **options) -> dict:
   out_dir = os.path.abspath(out_dir)
   os.makedirs(os.path.join(out_dir, "songs"), exist_ok=True)
   os.makedirs(os.path.join(out_dir, "midi"), exist_ok=True)
+  for folder in (out_dir, os.path.join(out_dir, "songs"), os.path.join(out_dir, "midi")):
+    for name in store.remove_temp_files(folder):  # left by a killed run
+      logging.info("removed the partial file %s of an interrupted run", name)
   sf_sha = store.sha256_file(opts.soundfont)
   synth_desc = synth.SynthSettings(opts.soundfont, opts.gain, opts.tail_seconds).describe(
       opts.sample_rate)
@@ -471,6 +474,12 @@ def main(argv):
                   gain=f.gain, tail_seconds=f.tail_seconds)
   except (DatasetBuildError, synth.SynthError) as e:
     print(f"error: {e}", file=sys.stderr)
+    sys.exit(1)
+  except OSError as e:  # e.g. --out_dir is a file, read-only, or the disk is full
+    where = f" ({e.filename})" if e.filename else ""
+    print(f"error: cannot write the dataset in {f.out_dir}: {e.strerror or e}{where}; pass an "
+          "--out_dir you can write to, or free disk space (a re-run keeps the finished songs)",
+          file=sys.stderr)
     sys.exit(1)
 
 

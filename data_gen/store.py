@@ -12,12 +12,15 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import tempfile
 import zipfile
 
 import numpy as np
 
 _EPOCH = (1980, 1, 1, 0, 0, 0)
+# Temporary files of `_atomic` (.<name>.<random>.tmp) and of the music21 export (tmp*.mid.tmp).
+_TEMP_FILE = re.compile(r"\..+\.tmp|tmp.*\.mid\.tmp")
 
 
 def sha256_file(path: str) -> str:
@@ -48,6 +51,22 @@ def _atomic(path: str, write_fn) -> None:
     if os.path.exists(tmp):
       os.remove(tmp)
     raise
+
+
+def remove_temp_files(folder: str) -> list[str]:
+  """Deletes the temporary files that a killed writer left in `folder`; returns their names.
+
+  Only for a folder that no other process is writing to at the same time.
+  """
+  try:
+    names = sorted(n for n in os.listdir(folder) if _TEMP_FILE.fullmatch(n))
+  except FileNotFoundError:
+    return []
+  for name in names:
+    path = os.path.join(folder, name)
+    if os.path.isfile(path):
+      os.remove(path)
+  return names
 
 
 def write_bytes(path: str, data: bytes) -> None:

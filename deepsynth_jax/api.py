@@ -71,6 +71,10 @@ def load_run(workdir: str) -> Run:
     checkpointing.CheckpointError: not a DeepSynth run, or no checkpoint yet.
   """
   path = os.path.abspath(os.path.expanduser(str(workdir)))
+  if os.path.isfile(path):
+    raise checkpointing.CheckpointError(
+        f"checkpoint {workdir} is a file; pass the run directory (the --workdir of "
+        "python -m deepsynth_jax.train) that holds run.json")
   if not os.path.isdir(path):
     raise checkpointing.CheckpointError(
         f"checkpoint {workdir} does not exist; pass the --workdir of a trained run "
@@ -94,9 +98,37 @@ def _load_run_cached(path: str) -> Run:
     frame_shape = (int(facts["frame_height"]), int(facts["frame_width"]))
   segment = int(facts.get("segment_samples", round(DEFAULT_SECONDS * sample_rate)))
   step = progress.get("best_step", progress.get("step")) if isinstance(progress, dict) else None
-  return Run(config=config, model=models.build_model(config, sample_rate),
-             params=jax.device_put(params), sample_rate=sample_rate, frame_shape=frame_shape,
-             segment_samples=segment, step=None if step is None else int(step))
+  run = Run(config=config, model=models.build_model(config, sample_rate),
+            params=jax.device_put(params), sample_rate=sample_rate, frame_shape=frame_shape,
+            segment_samples=segment, step=None if step is None else int(step))
+  mismatch = _params_mismatch(run)
+  if mismatch:
+    raise checkpointing.CheckpointError(
+        f"the checkpoint in {path} does not fit the config in its run.json ({mismatch}); the "
+        "run's files are mixed up: put back the run.json it was trained with, or re-train")
+  return run
+
+
+def _params_mismatch(run: Run) -> str | None:
+  """Why `run.params` do not fit `run.model` (traced on a tiny input, nothing runs), or None."""
+  import flax.errors
+
+  if run.frame_shape is None:
+    return None
+  t = 64
+  frames = jax.ShapeDtypeStruct((1, 1, *run.frame_shape), jnp.uint8)
+  index = jax.ShapeDtypeStruct((1, t), jnp.int32)
+  inputs = (frames, index, index) if run.config.model == "parallel" else (index, frames, index,
+                                                                           index)
+  try:
+    jax.eval_shape(lambda p, *x: run.model.apply({"params": p}, *x), run.params, *inputs)
+  except flax.errors.FlaxError as e:
+    return _first_sentence(e)
+  return None
+
+
+def _first_sentence(e: BaseException) -> str:
+  return " ".join(str(e).split(" (https://")[0].split())
 
 
 def run_from_params(params: Any, config: ml_collections.ConfigDict,
@@ -139,6 +171,8 @@ def sample(frames: Any, frame_times: Any = None, fps: float | None = None, *,
       missing/duplicate model arguments.
     checkpointing.CheckpointError: `checkpoint` is not a run directory or has no checkpoint.
   """
+  import flax.errors
+
   run = _resolve_run(checkpoint, params, config)
   frames = _as_frames(frames, dense=fps is not None)
   starts, num_samples = _frame_starts(frames.shape[0], frame_times, fps, seconds, run)
@@ -147,17 +181,30 @@ def sample(frames: Any, frame_times: Any = None, fps: float | None = None, *,
   frames, starts = frames[:keep], starts[:keep]
   index, age = frames_lib.frame_index_and_age(starts, num_samples)
   _check_sampling_args(temperature, seed)
-  if run.config.model == "parallel":
-    audio = _parallel_forward(run.model, run.params, jnp.asarray(frames[None]),
-                              jnp.asarray(index[None]), jnp.asarray(age[None]))
-    return np.clip(np.asarray(audio[0], np.float32), -1.0, 1.0)
-  padded_frames, padded_index, padded_age = _pad_for_compilation(frames, index, age,
-                                                                 run.sample_rate)
-  out = sampler.generate(run.model, run.params, padded_frames[None], padded_index[None],
-                         padded_age[None], temperature=temperature, seed=seed, greedy=greedy,
-                         quantization=run.config.quantization)
+  try:
+    if run.config.model == "parallel":
+      return parallel_audio(run, frames[None], index[None], age[None])[0]
+    padded_frames, padded_index, padded_age = _pad_for_compilation(frames, index, age,
+                                                                   run.sample_rate)
+    out = sampler.generate(run.model, run.params, padded_frames[None], padded_index[None],
+                           padded_age[None], temperature=temperature, seed=seed, greedy=greedy,
+                           quantization=run.config.quantization)
+  except flax.errors.FlaxError as e:  # parameters of another architecture than the config's
+    raise SampleInputError(f"params do not fit config ({_first_sentence(e)}); pass the config "
+                           "the params were trained with (the run's run.json), or "
+                           "checkpoint=<run directory>") from None
   # Bucket centres are within [-1, 1] up to float32 rounding of the mu-law expansion.
   return np.clip(np.asarray(out.audio[0, :num_samples], np.float32), -1.0, 1.0)
+
+
+def parallel_audio(run: Run, frames: Any, frame_index: Any, frame_age: Any) -> np.ndarray:
+  """The parallel model's audio, float32 (B, T) clipped to [-1, 1], in one forward pass.
+
+  frames uint8 (B, F, H, W); frame_index, frame_age int32 (B, T).
+  """
+  audio = _parallel_forward(run.model, run.params, jnp.asarray(frames),
+                            jnp.asarray(frame_index, jnp.int32), jnp.asarray(frame_age, jnp.int32))
+  return np.clip(np.asarray(audio, np.float32), -1.0, 1.0)
 
 
 @functools.partial(jax.jit, static_argnames=("model",))
@@ -195,7 +242,13 @@ def _check_sampling_args(temperature, seed) -> None:
 
 def _as_frames(frames: Any, dense: bool) -> np.ndarray:
   """uint8 (F, H, W) or, for dense video, (F, H, W, 3); checked, not yet resized."""
-  x = np.asarray(frames)
+  try:
+    x = np.asarray(frames)
+  except ValueError:  # a list of arrays of different shapes
+    raise SampleInputError("frames must be images of one size (uint8 (F, H, W)); got a sequence "
+                           "of differently shaped arrays: resize them to one size first") from None
+  if x.size == 0:
+    raise SampleInputError(f"frames are empty (shape {x.shape}); pass at least one frame")
   if x.dtype != np.uint8:
     raise SampleInputError(f"frames must be uint8 images (0..255), got dtype {x.dtype}; convert "
                            "with np.clip(x, 0, 255).astype(np.uint8)")
@@ -240,6 +293,10 @@ def _frame_starts(num_frames: int, frame_times: Any, fps: Any, seconds: Any,
   if np.issubdtype(times.dtype, np.floating):
     if not np.all(np.isfinite(times)):
       raise SampleInputError("frame_times contain NaN or infinity; pass finite sample indices")
+    if np.any(np.abs(times) >= 2.0 ** 53):
+      raise SampleInputError("frame_times are too large to be sample indices; pass sample "
+                             f"indices at {rate} Hz (for seconds use "
+                             f"deepsynth_jax.frames.frame_start_from_times(times, {rate}))")
     if np.any(times != np.round(times)):
       raise SampleInputError(
           f"frame_times are sample indices at {rate} Hz and must be whole numbers; for times in "

@@ -520,11 +520,12 @@ def evaluate(baseline: Baseline, data: Any, split: str, num_segments: int = 0,
 
 
 def main(argv: Sequence[str]) -> None:
-  from absl import flags
+  from absl import flags, logging
 
   from deepsynth_jax import input_pipeline, metrics
 
   del argv
+  logging.set_verbosity(logging.WARNING)  # orbax logs every checkpoint step at INFO
   flag = flags.FLAGS
   began = time.perf_counter()
   data = input_pipeline.load_dataset(flag.data_dir)

@@ -15,6 +15,7 @@ this is everything a resumed run needs (the RNG for step N is derived from (seed
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 from typing import Any
@@ -42,11 +43,32 @@ def write_json_atomic(path: str, obj: Any) -> None:
   os.replace(tmp, path)
 
 
+def _check_no_foreign_files(workdir: str) -> None:
+  """A workdir without run.json must be new or empty: never mix a run into someone's folder.
+
+  run.json is the first file a run writes, so a folder without it holds no part of a run (a
+  `run.json.tmp-*` left by a kill and `*.log` files, e.g. from `tee`, are allowed).
+  """
+  try:
+    names = sorted(os.listdir(workdir))
+  except FileNotFoundError:
+    return
+  except OSError as e:
+    raise CheckpointError(f"--workdir {workdir} cannot be used ({e.strerror}); pass a folder "
+                          "you can write to") from None
+  foreign = [n for n in names if not n.startswith(f"{RUN_RECORD}.tmp-") and not n.endswith(".log")]
+  if foreign:
+    shown = ", ".join(foreign[:3]) + (", ..." if len(foreign) > 3 else "")
+    raise CheckpointError(f"{workdir} is not empty but holds no DeepSynth run (no {RUN_RECORD}; it "
+                          f"has {shown}); pass a new or empty --workdir")
+
+
 def write_run_record(workdir: str, config: ml_collections.ConfigDict, data_facts: dict) -> dict:
   """Writes run.json, or checks that an existing one matches this config (resume).
 
   Raises:
-    CheckpointError: the workdir holds a run of another configuration or dataset.
+    CheckpointError: the workdir holds a run of another configuration or dataset, holds someone
+      else's files, or cannot be created.
   """
   record = {"config": json.loads(config.to_json_best_effort()), "data": data_facts,
             "format": "deepsynth_jax.run/1"}
@@ -64,8 +86,15 @@ def write_run_record(workdir: str, config: ml_collections.ConfigDict, data_facts
       raise CheckpointError(f"{workdir} was trained on a dataset with other properties "
                             f"({old['data']} vs {data_facts}); pass a new --workdir")
     return old
-  os.makedirs(workdir, exist_ok=True)
-  write_json_atomic(path, record)
+  if os.path.exists(workdir) and not os.path.isdir(workdir):
+    raise CheckpointError(f"--workdir {workdir} is a file, not a folder; pass a new folder")
+  _check_no_foreign_files(workdir)
+  try:
+    os.makedirs(workdir, exist_ok=True)
+    write_json_atomic(path, record)
+  except OSError as e:
+    raise CheckpointError(f"cannot write {path} ({e.strerror}); pass a --workdir you can write "
+                          "to, or free disk space") from None
   return record
 
 
@@ -111,27 +140,52 @@ class RunCheckpoints:
     return ocp.args.Composite(state=ocp.args.StandardSave(state),
                               progress=ocp.args.JsonSave(progress))
 
+  def _save(self, manager: ocp.CheckpointManager, step: int, state: Any, progress: dict,
+            **kwargs) -> None:
+    """Saves and waits; a failed write (disk full, read-only) becomes one CheckpointError.
+
+    Orbax writes into a temporary directory and renames it only when complete, so a failed
+    save leaves the earlier checkpoints as they were.
+    """
+    try:
+      manager.save(step, args=self._save_args(state, progress), force=True, **kwargs)
+      manager.wait_until_finished()
+    except Exception as e:  # orbax and tensorstore raise OSError, ValueError, RuntimeError, ...
+      kept = self.latest.latest_step()
+      raise CheckpointError(
+          f"cannot save the step {step} checkpoint in {manager.directory} ({_reason(e)}); the "
+          f"previous checkpoint ({'none' if kept is None else f'step {kept}'}) is kept. Free disk "
+          f"space or make {self.workdir} writable, then re-run the same command to resume"
+      ) from e
+
   def save_latest(self, step: int, state: Any, progress: dict) -> None:
     """Saves host-side `state` (un-replicated) and `progress` at `step` (no-op if present)."""
     if step in self.latest.all_steps():
       return
-    self.latest.save(step, args=self._save_args(state, progress), force=True)
-    self.latest.wait_until_finished()
+    self._save(self.latest, step, state, progress)
 
   def save_best(self, step: int, state: Any, progress: dict, selection_loss: float) -> None:
     if step in self.best.all_steps():
       return
-    self.best.save(step, args=self._save_args(state, progress),
-                   metrics={"selection_loss": float(selection_loss)}, force=True)
-    self.best.wait_until_finished()
+    self._save(self.best, step, state, progress,
+               metrics={"selection_loss": float(selection_loss)})
+
+  def _restore(self, manager: ocp.CheckpointManager, step: int, abstract_state: Any = None):
+    try:
+      return manager.restore(step, args=ocp.args.Composite(
+          state=ocp.args.StandardRestore(abstract_state), progress=ocp.args.JsonRestore()))
+    except Exception as e:  # a damaged or foreign step directory: orbax raises many types
+      raise CheckpointError(
+          f"checkpoint {manager.directory / str(step)} cannot be restored ({_reason(e)}): it is "
+          "damaged or not from this run's config; move it out of the way to use an earlier "
+          "checkpoint, or pass a new --workdir") from e
 
   def restore_latest(self, abstract_state: Any) -> tuple[Any, dict] | None:
     """(state, progress) of the newest committed checkpoint, or None for a fresh run."""
     step = self.latest.latest_step()
     if step is None:
       return None
-    restored = self.latest.restore(step, args=ocp.args.Composite(
-        state=ocp.args.StandardRestore(abstract_state), progress=ocp.args.JsonRestore()))
+    restored = self._restore(self.latest, step, abstract_state)
     return restored["state"], restored["progress"]
 
   def restore_best_params(self) -> tuple[Any, dict]:
@@ -139,8 +193,7 @@ class RunCheckpoints:
     for manager in (self.best, self.latest):
       step = manager.best_step() if manager is self.best else manager.latest_step()
       if step is not None:
-        restored = manager.restore(step, args=ocp.args.Composite(
-            state=ocp.args.StandardRestore(), progress=ocp.args.JsonRestore()))
+        restored = self._restore(manager, step)
         return restored["state"]["params"], restored["progress"]
     raise CheckpointError(f"{self.workdir} has no committed checkpoint yet; train first (or wait "
                           "for the first epoch to finish)")
@@ -148,3 +201,15 @@ class RunCheckpoints:
   def close(self) -> None:
     self.latest.close()
     self.best.close()
+
+
+def _reason(e: BaseException) -> str:
+  """The root cause of an orbax error on one line, e.g. 'No space left on device (ENOSPC)'."""
+  while e.__cause__ is not None or e.__context__ is not None:
+    if isinstance(e, OSError) and e.errno:
+      break
+    e = e.__cause__ or e.__context__
+  if isinstance(e, OSError) and e.errno:
+    return f"{e.strerror or os.strerror(e.errno)} ({errno.errorcode.get(e.errno, e.errno)})"
+  text = " ".join(str(e).split())
+  return f"{type(e).__name__}: {text[:200]}" if text else type(e).__name__

@@ -31,7 +31,6 @@ import time
 from typing import Any
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
 from deepsynth_jax import api, checkpointing, models, sampler
@@ -170,10 +169,8 @@ def _generate(run: api.Run, batch: dict, *, temperature: float,
               seed: int) -> tuple[np.ndarray, float | None]:
   """Generated audio float32 (T,) and its free-running CE (None for the parallel model)."""
   if run.config.model == "parallel":
-    audio = api._parallel_forward(run.model, run.params, jnp.asarray(batch["frames"]),
-                                  jnp.asarray(batch["frame_index"]),
-                                  jnp.asarray(batch["frame_age"]))
-    return np.clip(np.asarray(audio[0], np.float32), -1.0, 1.0), None
+    return api.parallel_audio(run, batch["frames"], batch["frame_index"],
+                              batch["frame_age"])[0], None
   out = sampler.generate(run.model, run.params, batch["frames"], batch["frame_index"],
                          batch["frame_age"], temperature=temperature, seed=seed,
                          true_audio=batch["audio"], example_ids=batch["example_id"],

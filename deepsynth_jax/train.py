@@ -419,7 +419,16 @@ def main(argv: list[str]) -> None:
     jax.distributed.initialize()
   logging.info("JAX devices: %s (process %d of %d)", jax.devices(), jax.process_index(),
                jax.process_count())
-  progress = train_and_evaluate(FLAGS.config, FLAGS.workdir)
+  try:
+    progress = train_and_evaluate(FLAGS.config, FLAGS.workdir)
+  except (ValueError, NonFiniteLossError, OSError) as e:
+    # Bad config, dataset or workdir (CheckpointError, DatasetError, ValueError), a non-finite
+    # loss, or a full or read-only disk: one line naming the problem and the fix, no traceback.
+    message = " ".join(str(e).split()) or type(e).__name__
+    if isinstance(e, OSError):
+      message = (f"{message}; free disk space or fix permissions (or pass another --workdir), "
+                 "then re-run the same command to resume")
+    raise SystemExit(f"error: {message}") from None
   best = progress.get("best_selection_loss")
   print(f"done: step {progress['step']}, best selection loss "
         f"{best if best is None else round(best, 4)} at step {progress.get('best_step')}; "

@@ -8,7 +8,7 @@ incremental forward; compilation excluded, best of --repeats runs) on random-ini
 synthetic sparse frames (32 x 208, 8 per second of audio, about the density of note presses in
 the dataset's piano pieces; the frame encoder runs once per frame): speed does not depend on
 training. The number of
-generated samples per run is chosen so that a run is about --gflop_per_run of work (between 200
+generated samples per run is chosen so that a run is about --gflop_per_run of work (between 100
 and 4,000 steps). The naive sampler (`sampler.naive_generate`: the parallel forward over the
 receptive field at every step) is timed for a run as long as its receptive field, so that every
 step does its steady-state work.
@@ -41,7 +41,7 @@ flags.DEFINE_list("batch_sizes", ["1", "16", "64"], "Batch sizes (clips generate
 flags.DEFINE_list("naive_configs", ["cpu", "l7_c128", "l7_c256"],
                   "Configs whose naive sampler is timed (batch 1).")
 flags.DEFINE_integer("repeats", 2, "Timed runs per measurement (the best is reported).")
-flags.DEFINE_float("gflop_per_run", 100.0, "Work per timed run, which sets its length.")
+flags.DEFINE_float("gflop_per_run", 30.0, "Work per timed run, which sets its length.")
 flags.DEFINE_integer("unroll", sampler.DEFAULT_UNROLL, "Time steps per scan iteration.")
 FLAGS = flags.FLAGS
 
@@ -109,7 +109,7 @@ def best_time(fn, repeats: int) -> tuple[float, float]:
 
 
 def bench_fast(model, params, batch: int, flops: float) -> dict:
-  steps = int(np.clip(FLAGS.gflop_per_run * 1e9 / (batch * flops), 200, 4000))
+  steps = int(np.clip(FLAGS.gflop_per_run * 1e9 / (batch * flops), 100, 4000))
   frames, index, age = clips(batch, steps)
   fn = lambda: sampler.generate(model, params, frames, index, age, seed=0,
                                 unroll=FLAGS.unroll).buckets

@@ -80,7 +80,8 @@ def run_setting(name: str, root: str) -> dict:
   train_seconds = time.perf_counter() - start
   best = min(progress["history"], key=lambda r: r["selection_loss"])
   test = evaluate.evaluate_run(workdir, split="test", num_examples=FLAGS.test_examples,
-                               seconds=FLAGS.test_seconds or None, write_media=False)
+                               seconds=FLAGS.test_seconds or None, media=False,
+                               music_metrics=False)
   result = {
       "setting": name,
       "dropout": config.wavenet.audio_dropout,
@@ -91,8 +92,8 @@ def run_setting(name: str, root: str) -> dict:
       "best_epoch": best["epoch"],
       "train_loss": best["train_loss"],
       "validation_loss": best["tf_loss"],
-      "test_free_running_loss": test["mean"]["free_running_ce"],
-      "test_teacher_forced_loss": test["mean"]["teacher_forced_ce"],
+      "test_free_running_loss": test["mean"]["free_running_cross_entropy"],
+      "test_teacher_forced_loss": test["mean"]["teacher_forced_cross_entropy"],
       "protocol": {"epochs": config.num_epochs, "max_steps": config.max_steps,
                    "crop_samples": config.crop_samples, "batch_size": config.batch_size,
                    "validation_examples": config.eval.num_examples,

@@ -1,0 +1,152 @@
+r"""`make demo`: the main job end to end on a CPU: dataset, models, and what they hear.
+
+  python -m experiments.demo [--out=demo_out] [--midi_dir=MY_MIDIS] [--train]
+
+1. Builds the 20-song dataset into --data_dir if it is not there (about 2 minutes on 2 cores).
+2. Takes the models that ship in models/ (each folder's README.md names the command that trained
+   it, and its train.log is the log of that run), or with --train trains them here first.
+3. For held-out test songs, writes into --out for every model: an .mp4 of the silent simulated
+   video with the model's audio, the generated and the true WAVs, comparison figures, and
+   metrics.json (cross-entropies, onset F1 and the pitch metric of the generated audio against the
+   notes the video shows, beside the reference audio's and white noise's scores).
+4. With --midi_dir, every MIDI file there is also played by the simulator and heard by the models.
+Ends by printing where everything is and the headline figures.
+"""
+
+from __future__ import annotations
+
+import glob
+import json
+import os
+import time
+
+import numpy as np
+from absl import app, flags
+
+flags.DEFINE_string("data_dir", "data/deepsynth", "Dataset folder (built if missing).")
+flags.DEFINE_string("out", "demo_out", "Output folder.")
+flags.DEFINE_list("models", ["parallel", "wavenet"], "Which demo models: parallel, wavenet.")
+flags.DEFINE_string("models_dir", "models", "Folder holding the shipped demo_<name> models.")
+flags.DEFINE_bool("train", False, "Train the demo models here instead of using the shipped ones.")
+flags.DEFINE_integer("examples_per_song", 2, "Test segments evaluated per test song.")
+flags.DEFINE_float("song_seconds", 20.0, "Seconds of each test song played into an .mp4.")
+flags.DEFINE_integer("songs", 2, "Test songs played into an .mp4 per model.")
+flags.DEFINE_string("midi_dir", None, "Your own MIDI files: each is played and heard too.")
+FLAGS = flags.FLAGS
+
+# The command that produces each shipped model (its README.md and train.log record the run).
+TRAIN_CONFIGS = {"parallel": "experiments/configs/parallel_cpu.py",
+                 "wavenet": "experiments/configs/cpu.py"}
+
+
+def ensure_dataset(data_dir: str) -> None:
+  if os.path.exists(os.path.join(data_dir, "manifest.json")):
+    return
+  from data_gen import make_dataset
+  print(f"[demo] building the 20-song dataset in {data_dir} ...", flush=True)
+  start = time.perf_counter()
+  make_dataset.build_dataset(data_dir)
+  print(f"[demo] dataset built in {time.perf_counter() - start:.0f} s", flush=True)
+
+
+def model_workdir(name: str) -> str:
+  """The shipped model folder, or a freshly trained run with --train."""
+  if not FLAGS.train:
+    path = os.path.join(FLAGS.models_dir, f"demo_{name}")
+    if not os.path.exists(os.path.join(path, "run.json")):
+      raise SystemExit(f"[demo] no shipped model at {path}; run `make demo ARGS=--train` to train "
+                       "one here")
+    return path
+  from deepsynth_jax import train
+  from ml_collections import config_flags  # noqa: F401 (config files import ml_collections)
+  import importlib.util
+  spec = importlib.util.spec_from_file_location("demo_config", TRAIN_CONFIGS[name])
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  config = module.get_config()
+  config.data_dir = FLAGS.data_dir
+  workdir = os.path.join("runs", f"demo_{name}")
+  print(f"[demo] training {name} ({TRAIN_CONFIGS[name]}) into {workdir} ...", flush=True)
+  train.train_and_evaluate(config, workdir)
+  return workdir
+
+
+def spread_test_examples(data, per_song: int) -> list[int]:
+  """`per_song` evenly spaced segments of every test song (split order is song by song)."""
+  songs: dict[int, list[int]] = {}
+  for i in range(data.num_examples("test")):
+    songs.setdefault(data.segment("test", i)[0], []).append(i)
+  picked = []
+  for rows in songs.values():
+    picked += [rows[j] for j in np.linspace(0, len(rows) - 1, min(per_song, len(rows))).astype(int)]
+  return sorted(set(picked))
+
+
+def main(argv):
+  del argv
+  from deepsynth_jax import evaluate, input_pipeline, play
+
+  start = time.perf_counter()
+  ensure_dataset(FLAGS.data_dir)
+  data = input_pipeline.load_dataset(FLAGS.data_dir)
+  indices = spread_test_examples(data, FLAGS.examples_per_song)
+  test_songs = sorted({data.segment("test", i)[0] for i in indices})
+  summary = {}
+  for name in FLAGS.models:
+    workdir = model_workdir(name)
+    out = os.path.join(FLAGS.out, name)
+    print(f"[demo] {name}: hearing {len(indices)} test segments of {len(test_songs)} held-out "
+          "songs ...", flush=True)
+    result = evaluate.evaluate_run(workdir, "test", data=data, indices=indices,
+                                   out_dir=os.path.join(out, "test_segments"))
+    songs = []
+    for song in test_songs[:FLAGS.songs]:
+      entry = data.manifest["songs"][song]
+      midi_path = os.path.join(FLAGS.data_dir, entry["midi_file"])
+      played = play.play(midi_path, os.path.join(out, entry["id"]), workdir,
+                         max_seconds=FLAGS.song_seconds)
+      songs.append({"song": entry["title"], **{k: v for k, v in played.items()
+                                               if k in ("video.mp4", "seconds")}})
+    if FLAGS.midi_dir:
+      for path in sorted(glob.glob(os.path.join(FLAGS.midi_dir, "*.mid*"))):
+        stem = os.path.splitext(os.path.basename(path))[0]
+        played = play.play(path, os.path.join(out, "yours", stem), workdir,
+                           max_seconds=FLAGS.song_seconds)
+        songs.append({"song": stem, "video.mp4": played["video.mp4"],
+                      "seconds": played["seconds"]})
+    summary[name] = {"workdir": workdir, "metrics": os.path.join(out, "test_segments",
+                                                                  "metrics.json"),
+                     "mean": result["mean"], "speed": result["speed"], "songs": songs}
+
+  os.makedirs(FLAGS.out, exist_ok=True)
+  wall = time.perf_counter() - start
+  with open(os.path.join(FLAGS.out, "summary.json"), "w") as f:
+    json.dump({"wall_seconds": wall, "models": summary}, f, indent=2, default=float)
+  print(headline(summary, wall))
+
+
+def headline(summary: dict, wall: float) -> str:
+  lines = ["", f"DeepSynth demo done in {wall / 60:.1f} min. Outputs in {FLAGS.out}/:"]
+  for name, s in summary.items():
+    m = s["mean"]
+    music = m.get("music", {})
+    ref = m.get("reference_music", {})
+    noise = m.get("noise_music", {})
+
+    def trio(key, music=music, ref=ref, noise=noise):
+      if key not in music:
+        return "n/a"
+      return f"{music[key]:.2f} (reference {ref.get(key, float('nan')):.2f}, noise " \
+             f"{noise.get(key, float('nan')):.2f})"
+
+    lines.append(f"  {name}: onset F1 {trio('onset_f1')}; pitch F1 {trio('pitch_f1')}; "
+                 f"free-running CE {m['free_running_cross_entropy']:.3f} nats; "
+                 f"{s['speed'].get('real_time_factor', float('nan')):.1f}x real time")
+    for song in s["songs"]:
+      lines.append(f"    {song['song']}: {song['video.mp4']}")
+    lines.append(f"    metrics: {s['metrics']}")
+  return "\n".join(lines)
+
+
+if __name__ == "__main__":
+  app.run(main)
