@@ -55,7 +55,8 @@ def default_out_dir(workdir: str, split: str) -> str:
 def evaluate_run(workdir: str, split: str = "test", num_examples: int | None = None, *,
                  data_dir: str | None = None, data: Any = None, seconds: float | None = None,
                  out_dir: str | None = None, temperature: float = 1.0, seed: int = 0,
-                 media: bool = True, music_metrics: bool = True,
+                 media: bool = True, music_metrics: bool = True, listening: bool = False,
+                 indices: list[int] | None = None,
                  show_progress: bool = True) -> dict[str, Any]:
   """Evaluates the best checkpoint of `workdir` on the first examples of `split`.
 
@@ -71,6 +72,8 @@ def evaluate_run(workdir: str, split: str = "test", num_examples: int | None = N
     temperature, seed: sampling temperature (0 = greedy) and seed.
     media: write WAVs, figures and videos (metrics.json is always written).
     music_metrics: score the audio with `deepsynth_jax.metrics.audio_metrics`.
+    listening: also run `deepsynth_jax.listening`'s swap and silence probes on these examples.
+    indices: evaluate these example indices of the split (instead of the first num_examples).
     show_progress: a tqdm progress bar.
 
   Returns:
@@ -93,10 +96,17 @@ def evaluate_run(workdir: str, split: str = "test", num_examples: int | None = N
   if available == 0:
     raise EvaluationError(f"split {split!r} of the dataset has no examples; pass another --split "
                           "or rebuild the dataset with a non-zero split fraction")
-  wanted = int(run.config.eval.num_examples if num_examples is None else num_examples)
-  if wanted < 1:
-    raise EvaluationError(f"--num_examples={wanted} must be >= 1")
-  n = min(wanted, available)
+  if indices is not None:
+    chosen = [int(i) for i in indices]
+    if not chosen or min(chosen) < 0 or max(chosen) >= available:
+      raise EvaluationError(f"example indices must be in [0, {available}) for split {split!r}, "
+                            f"got {chosen[:5]}...")
+  else:
+    wanted = int(run.config.eval.num_examples if num_examples is None else num_examples)
+    if wanted < 1:
+      raise EvaluationError(f"--num_examples={wanted} must be >= 1")
+    chosen = list(range(min(wanted, available)))
+  n = len(chosen)
   length = _eval_length(seconds, data)
   if not np.isfinite(temperature) or temperature < 0:
     raise EvaluationError(f"--temperature={temperature} must be >= 0 (0 = greedy)")
@@ -104,11 +114,11 @@ def evaluate_run(workdir: str, split: str = "test", num_examples: int | None = N
   _claim_out_dir(out_dir, workdir, split)
 
   rate = data.sample_rate
-  teacher_forced = _teacher_forced_fn(run)
+  teacher_forced = teacher_forced_fn(run)
   metrics_lib = _metrics_module() if music_metrics else None
   rows, times = [], []
   from tqdm import tqdm
-  for i in tqdm(range(n), desc=f"evaluate {split}", unit="example", disable=not show_progress):
+  for i in tqdm(chosen, desc=f"evaluate {split}", unit="example", disable=not show_progress):
     ex = data.example(split, i)
     audio = ex["audio"][:length]
     batch = {"audio": audio[None], "frames": ex["frames"][None],
@@ -130,7 +140,7 @@ def evaluate_run(workdir: str, split: str = "test", num_examples: int | None = N
                                        else float(tf_metrics["cross_entropy"])),
     }
     if metrics_lib is not None:
-      notes = _clip_notes(data.notes(split, i), length)
+      notes = clip_notes(data.notes(split, i), length)
       row["music"] = metrics_lib.audio_metrics(generated, audio, rate, notes)
       row["reference_music"] = metrics_lib.audio_metrics(audio, audio, rate, notes)
       row["noise_music"] = metrics_lib.audio_metrics(
@@ -154,6 +164,10 @@ def evaluate_run(workdir: str, split: str = "test", num_examples: int | None = N
       "examples": rows,
       "speed": _speed(times, length, rate),
   }
+  if listening:
+    from deepsynth_jax import listening as listening_lib
+    result["listening"] = listening_lib.listening_report(
+        run, data, split, chosen, length=length, seed=seed, teacher_forced_fn=teacher_forced)
   checkpointing.write_json_atomic(os.path.join(out_dir, "metrics.json"), result)
   written = {name for row in rows for name in row.get("files", {}).values()}
   for name in os.listdir(out_dir):
@@ -178,7 +192,7 @@ def _generate(run: api.Run, batch: dict, *, temperature: float,
   return np.asarray(out.audio[0], np.float32), float(out.cross_entropy[0])
 
 
-def _teacher_forced_fn(run: api.Run):
+def teacher_forced_fn(run: api.Run):
   """jitted (params, batch) -> the run's evaluation metrics (`models.loss_fn`, train=False)."""
   config = run.config
 
@@ -189,7 +203,7 @@ def _teacher_forced_fn(run: api.Run):
   return jax.jit(metrics)
 
 
-def _clip_notes(notes: np.ndarray, length: int) -> np.ndarray:
+def clip_notes(notes: np.ndarray, length: int) -> np.ndarray:
   """Notes (M, 4) struck before `length`, offsets clipped to it."""
   notes = np.asarray(notes, np.int64).reshape(-1, 4)
   notes = notes[notes[:, 0] < length].copy()
@@ -320,6 +334,84 @@ def summary(result: dict[str, Any]) -> str:
     lines.append(metrics.markdown_table({"generated": mean["music"],
                                          "reference audio": mean["reference_music"],
                                          "white noise (matched RMS)": mean["noise_music"]}))
+  if "listening" in result:
+    swap, silence = result["listening"]["swap"]["mean"], result["listening"]["silence"]
+    lines.append(f"  swap test (frames of another song's segment): onset F1 vs the shown notes "
+                 f"{swap['vs_shown_onset_f1']:.3f}, vs the replaced segment's "
+                 f"{swap['vs_other_onset_f1']:.3f}; pitch F1 {swap['vs_shown_pitch_f1']:.3f} vs "
+                 f"{swap['vs_other_pitch_f1']:.3f}"
+                 + (f"; teacher-forced video gain {swap['video_gain']:+.4f} nats"
+                    if "video_gain" in swap else ""))
+    lines.append(f"  silence test (untouched keyboard): RMS {silence['silence_rms']:.4f} "
+                 f"(true audio RMS {silence['reference_rms']:.4f})")
+  return "\n".join(lines)
+
+
+# ---- several models side by side ---------------------------------------------------------------
+
+
+def spread_indices(data: Any, split: str, per_song: int) -> list[int]:
+  """`per_song` evenly spaced examples of every song in `split` (split order is song by song)."""
+  songs: dict[int, list[int]] = {}
+  for i in range(data.num_examples(split)):
+    songs.setdefault(data.segment(split, i)[0], []).append(i)
+  picked: list[int] = []
+  for rows in songs.values():
+    take = np.linspace(0, len(rows) - 1, min(per_song, len(rows))).round().astype(int)
+    picked += [rows[j] for j in take]
+  return sorted(set(picked))
+
+
+def baseline_rows(baseline_dir: str, data: Any, split: str, indices: list[int],
+                  length: int) -> dict[str, Any]:
+  """The transcribe-then-synthesize baseline's music metrics on the same examples."""
+  from deepsynth_jax import baseline as baseline_lib
+
+  metrics_lib = _metrics_module()
+  model = baseline_lib.load_baseline(baseline_dir)
+  soundfont = data.manifest["soundfont"]["path"]
+  rows, times = [], []
+  for i in indices:
+    ex = data.example(split, i)
+    n = int(np.sum(ex["frame_start"][:int(ex["num_frames"])] < length))  # frames inside the clip
+    t0 = time.perf_counter()
+    audio = baseline_lib.baseline_audio(model, ex["frames"][:n], ex["frame_start"][:n], length,
+                                        data.sample_rate, soundfont)
+    times.append(time.perf_counter() - t0)
+    rows.append(metrics_lib.audio_metrics(audio, ex["audio"][:length], data.sample_rate,
+                                          clip_notes(data.notes(split, i), length)))
+  return {"music": metrics_lib.mean_metrics(rows), "speed": _speed(times, length,
+                                                                     data.sample_rate)}
+
+
+COMPARISON_COLUMNS = ("teacher-forced CE", "free-running CE", "STFT distance", "onset F1",
+                      "pitch F1", "generation (x real time)")
+
+
+def comparison_table(results: dict[str, dict[str, Any]],
+                     baseline: dict[str, Any] | None = None) -> str:
+  """Markdown: reference audio, noise, the baseline and each run on the same examples."""
+  def cell(v, fmt=".3f"):
+    return "-" if v is None else format(v, fmt)
+
+  lines = ["| audio | " + " | ".join(COMPARISON_COLUMNS) + " |",
+           "|---|" + "---:|" * len(COMPARISON_COLUMNS)]
+  first = next(iter(results.values()))["mean"]
+
+  def music_row(name, music, tf=None, fr=None, speed=None):
+    lines.append(f"| {name} | {cell(tf)} | {cell(fr)} | {cell(music.get('stft_distance'))} | "
+                 f"{cell(music.get('onset_f1'))} | {cell(music.get('pitch_f1'))} | "
+                 f"{cell(speed, '.1f')} |")
+
+  music_row("reference audio", first.get("reference_music", {}))
+  music_row("white noise (matched RMS)", first.get("noise_music", {}))
+  if baseline is not None:
+    music_row("baseline: transcribe + FluidSynth", baseline["music"],
+              speed=baseline["speed"]["real_time_factor"])
+  for name, r in results.items():
+    m = r["mean"]
+    music_row(name, m.get("music", {}), m["teacher_forced_cross_entropy"],
+              m["free_running_cross_entropy"], r["speed"]["real_time_factor"])
   return "\n".join(lines)
 
 
@@ -332,22 +424,48 @@ def main(argv: list[str]) -> None:
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
   f = flags.FLAGS
+  from deepsynth_jax import baseline as baseline_lib
   from deepsynth_jax import input_pipeline
+  several = len(f.workdir) > 1 or f.baseline
+  if several and f.out_dir:
+    raise SystemExit("error: --out_dir is for one --workdir; with several, each writes into "
+                     "<workdir>/eval_<split>")
   try:
-    result = evaluate_run(f.workdir, f.split, f.num_examples, data_dir=f.data_dir,
-                          seconds=f.seconds, out_dir=f.out_dir, temperature=f.temperature,
-                          seed=f.seed, media=f.media, music_metrics=f.music_metrics)
-  except (checkpointing.CheckpointError, input_pipeline.DatasetError, EvaluationError) as e:
+    first = api.load_run(f.workdir[0])
+    data = input_pipeline.load_dataset(f.data_dir or first.config.data_dir)
+    indices = spread_indices(data, f.split, f.per_song) if f.per_song else None
+    results = {}
+    for workdir in f.workdir:
+      results[workdir] = evaluate_run(
+          workdir, f.split, f.num_examples, data=data, data_dir=f.data_dir, seconds=f.seconds,
+          out_dir=f.out_dir, temperature=f.temperature, seed=f.seed, media=f.media,
+          music_metrics=f.music_metrics or several, listening=f.listening, indices=indices)
+      print(summary(results[workdir]))
+      print(f"wrote {os.path.join(f.out_dir or default_out_dir(workdir, f.split), 'metrics.json')}")
+    if several:
+      some = next(iter(results.values()))
+      chosen = [row["index"] for row in some["examples"]]
+      base = (baseline_rows(f.baseline, data, f.split, chosen, some["num_samples"])
+              if f.baseline else None)
+      print(f"\nAll on the same {len(chosen)} {f.split} examples x "
+            f"{some['num_samples'] / some['sample_rate']:g} s:")
+      print(comparison_table(results, base))
+  except (checkpointing.CheckpointError, input_pipeline.DatasetError, EvaluationError,
+          baseline_lib.BaselineError) as e:
     raise SystemExit(f"error: {e}") from None
-  print(summary(result))
-  print(f"wrote {os.path.join(f.out_dir or default_out_dir(f.workdir, f.split), 'metrics.json')}")
 
 
 def _define_flags() -> None:
   from absl import flags
 
-  flags.DEFINE_string("workdir", None, "Run directory of a trained model (run.json + checkpoints).",
-                      required=True)
+  flags.DEFINE_list("workdir", None, "Run directories of trained models (run.json + "
+                    "checkpoints); several (comma-separated) print one comparison table.",
+                    required=True)
+  flags.DEFINE_string("baseline", None, "A transcription baseline workdir (python -m "
+                      "deepsynth_jax.baseline) to add to the comparison table.")
+  flags.DEFINE_integer("per_song", 0, "Evaluate this many examples of every song of the split "
+                       "instead of the first --num_examples.")
+  flags.DEFINE_bool("listening", True, "Run the swap and silence probes (deepsynth_jax.listening).")
   flags.DEFINE_enum("split", "test", SPLITS, "Dataset split to evaluate.")
   flags.DEFINE_integer("num_examples", None, "First N examples of the split (default: the run's "
                        "config.eval.num_examples).")

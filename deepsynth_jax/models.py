@@ -24,6 +24,7 @@ Batch = dict[str, jax.Array]
 
 def build_model(config: ml_collections.ConfigDict, sample_rate: int = 4000) -> nn.Module:
   """The Flax module named by `config.model`."""
+  use_video = config.conditioning.get("use_video", True)  # absent in runs made before the flag
   common = dict(
       cond_features=config.conditioning.features,
       encoder_channels=tuple(config.encoder.channels),
@@ -31,15 +32,19 @@ def build_model(config: ml_collections.ConfigDict, sample_rate: int = 4000) -> n
       encoder_features=config.encoder.features,
       encoder_input_pool=config.encoder.input_pool,
       use_previous_frame=config.conditioning.use_previous_frame,
-      use_frame_age=config.conditioning.use_frame_age,
+      use_frame_age=config.conditioning.use_frame_age and use_video,
       num_age_features=config.conditioning.num_age_features,
       sample_rate=sample_rate,
   )
   if config.model == "wavenet":
     c = config.wavenet
     return wavenet.WaveNet(num_layers=c.num_layers, layers_per_stack=c.layers_per_stack,
-                           channels=c.channels, skip_channels=c.skip_channels, **common)
+                           channels=c.channels, skip_channels=c.skip_channels,
+                           use_video=use_video, **common)
   if config.model == "parallel":
+    if not use_video:
+      raise ValueError("the parallel model has no input but the video; keep "
+                       "conditioning.use_video=True")
     from deepsynth_jax import parallel_model
     c = config.parallel
     return parallel_model.ParallelGenerator(channels=c.channels, num_layers=c.num_layers,

@@ -5,9 +5,10 @@ faster" than sampling one bucket at a time. This model has no audio input. It us
 encoder and conditioning as the WaveNet, then:
 
 1. at a control rate (every `hop` = 16 samples, 4 ms at 4 kHz) a stack of dilated convolutions
-   over [conditioning of the current frame, frame-age features] predicts the amplitude of every
-   partial of a harmonic oscillator bank: the first `num_harmonics` harmonics of each of the 88
-   piano keys (equal temperament, A4 = 440 Hz), keeping partials below 0.95 x Nyquist;
+   over [conditioning of the current frame, frame-age features] predicts an envelope for each of
+   the 88 keys; a partial's amplitude is its key's envelope times a learned weight per partial, in
+   a harmonic oscillator bank of the first `num_harmonics` harmonics of every key (equal
+   temperament, A4 = 440 Hz) below 0.95 x Nyquist;
 2. amplitudes are interpolated linearly between control points and the oscillators are summed.
    Per control block this is two matmuls with fixed (partials x hop) cosine/sine tables, so the
    synthesis costs O(partials) multiply-adds per sample and no per-sample transcendental.
@@ -41,11 +42,25 @@ from deepsynth_jax.frame_encoder import (
 STFT_SIZES = (64, 128, 256, 512)
 
 
-def partial_frequencies(sample_rate: int, num_harmonics: int) -> np.ndarray:
-  """Frequencies in Hz (M,) of the oscillator bank: harmonics of the 88 keys below 0.95 Nyquist."""
+def oscillator_bank(sample_rate: int, num_harmonics: int) -> tuple[np.ndarray, np.ndarray,
+                                                                    np.ndarray]:
+  """The partials: harmonics of the 88 keys below 0.95 x Nyquist.
+
+  Returns:
+    (frequency in Hz (M,), key 0..87 (M,), harmonic number 1..num_harmonics (M,)).
+  """
   keys = 440.0 * 2.0 ** ((np.arange(88) + 21 - 69) / 12.0)
-  freqs = (keys[:, None] * np.arange(1, num_harmonics + 1)[None]).ravel()
-  return np.sort(freqs[freqs < 0.95 * sample_rate / 2])
+  harmonic = np.arange(1, num_harmonics + 1)
+  freqs = keys[:, None] * harmonic[None]
+  key_of = np.broadcast_to(np.arange(88)[:, None], freqs.shape)
+  number = np.broadcast_to(harmonic[None], freqs.shape)
+  keep = freqs < 0.95 * sample_rate / 2
+  return freqs[keep], key_of[keep], number[keep]
+
+
+def partial_frequencies(sample_rate: int, num_harmonics: int) -> np.ndarray:
+  """Frequencies in Hz (M,) of the oscillator bank (see `oscillator_bank`)."""
+  return oscillator_bank(sample_rate, num_harmonics)[0]
 
 
 class ParallelGenerator(nn.Module):
@@ -73,8 +88,12 @@ class ParallelGenerator(nn.Module):
     self.convs = [nn.Conv(2 * self.channels, (3,), kernel_dilation=(2 ** i,), padding="SAME")
                   for i in range(self.num_layers)]
     self.res = [nn.Dense(self.channels) for _ in range(self.num_layers)]
-    freqs = partial_frequencies(self.sample_rate, self.num_harmonics)
-    self.amplitude = nn.Dense(len(freqs), kernel_init=nn.initializers.normal(1e-3))
+    _, _, number = oscillator_bank(self.sample_rate, self.num_harmonics)
+    # Each key's loudness over time, times a learned spectrum (amplitude of each of its partials):
+    # the network only has to find which keys sound, as a transcriber would.
+    self.key_envelope = nn.Dense(88, kernel_init=nn.initializers.normal(1e-3))
+    self.partial_weights = self.param(
+        "partial_weights", lambda _, n: jnp.asarray(1.0 / n, jnp.float32), number)
     # Scale of the bucket distribution in companded units; starts wide (near-uniform CE).
     self.log_scale = self.param("log_scale", nn.initializers.constant(-0.5), ())
 
@@ -98,7 +117,8 @@ class ParallelGenerator(nn.Module):
     for conv, res in zip(self.convs, self.res):
       a, b = jnp.split(conv(h), 2, axis=-1)
       h = h + res(jnp.tanh(a) * jax.nn.sigmoid(b))
-    return self.amplitude(h)
+    _, key_of, _ = oscillator_bank(self.sample_rate, self.num_harmonics)
+    return self.key_envelope(h)[..., key_of] * self.partial_weights
 
   def __call__(self, frames: jax.Array, frame_index: jax.Array,
                frame_age: jax.Array) -> jax.Array:

@@ -38,7 +38,7 @@ from deepsynth_jax import wavenet
 
 Array = jax.Array
 
-# Steps of the time loop unrolled into one loop iteration (fewer loop-control ops per sample).
+# Time steps per iteration of the scan's loop; unrolling 2 or 4 was slower on CPU (XLA:CPU).
 DEFAULT_UNROLL = 1
 
 
@@ -105,14 +105,27 @@ def sample_from_logits(logits: Array, u: Array, temperature: Array,
   z = logits / temperature
   p = jnp.exp(z - jnp.max(z, axis=-1, keepdims=True))
   cdf = _cumsum_256(p)
-  # The first bucket whose cumulative mass exceeds u * total (never past the last bucket).
-  bucket = jnp.minimum(jnp.sum(cdf < u[:, None] * cdf[:, -1:], axis=-1), audio_lib.NUM_BUCKETS - 1)
-  return jnp.where(greedy, jnp.argmax(logits, axis=-1), bucket).astype(jnp.int32)
+  # The first bucket whose cumulative mass exceeds u * total: never a bucket of zero mass, even
+  # for u = 0 (and never past the last bucket).
+  bucket = jnp.sum(cdf <= u[:, None] * cdf[:, -1:], axis=-1)
+  bucket = jnp.minimum(bucket, audio_lib.NUM_BUCKETS - 1)
+  return jnp.where(greedy, _argmax(logits), bucket).astype(jnp.int32)
+
+
+def _argmax(logits: Array) -> Array:
+  """jnp.argmax over the last axis (first maximum) as two plain reductions.
+
+  XLA on CPU runs argmax's (value, index) reduction as a scalar loop: ~1 ms for (16, 256).
+  """
+  iota = jax.lax.broadcasted_iota(jnp.int32, logits.shape, logits.ndim - 1)
+  is_max = logits == jnp.max(logits, axis=-1, keepdims=True)
+  return jnp.min(jnp.where(is_max, iota, logits.shape[-1]), axis=-1)
 
 
 def bucket_cross_entropy(logits: Array, target: Array) -> Array:
   """-log softmax(logits)[target]: (B, 256), (B,) -> float32 (B,) nats."""
-  picked = jnp.take_along_axis(logits, target[:, None], axis=-1)[:, 0]
+  iota = jax.lax.broadcasted_iota(jnp.int32, logits.shape, 1)
+  picked = jnp.sum(jnp.where(iota == target[:, None], logits, 0.0), axis=-1)  # not a gather
   return jax.nn.logsumexp(logits, axis=-1) - picked
 
 
@@ -122,9 +135,13 @@ def _apply(model, params, *args, method):
 
 def _check_inputs(frames: Any, frame_index: Any, frame_age: Any,
                   true_audio: Any = None) -> tuple[int, int]:
-  """(B, T) of consistent sampler inputs, else ValueError naming the mismatch."""
+  """(B, T) of consistent sampler inputs, else ValueError naming the mismatch.
+
+  `frames` is uint8 (B, F, H, W) frames or float32 (B, F, L, 2C) precomputed conditioning.
+  """
   if np.ndim(frames) != 4:
-    raise ValueError(f"frames must be uint8 (B, F, H, W), got shape {np.shape(frames)}")
+    raise ValueError(f"frames must be uint8 (B, F, H, W) (or float (B, F, L, 2C) conditioning), "
+                     f"got shape {np.shape(frames)}")
   b, t = np.shape(frame_index) if np.ndim(frame_index) == 2 else (None, None)
   if b is None or np.shape(frame_age) != (b, t) or np.shape(frames)[0] != b:
     raise ValueError(f"frame_index and frame_age must be int (B, T) with B = frames' batch; got "
@@ -147,11 +164,13 @@ def _scan(model: wavenet.WaveNet, params: Any, frames: Array, frame_index: Array
           quantization: str, unroll: int) -> dict[str, Array]:
   """The time loop; per-time inputs and outputs are (B, T[, 256]).
 
+  frames: uint8 (B, F, H, W), or their float (B, F, L, 2C) `frame_conditioning`.
   tokens: if given, int32 (B, T) input tokens fed instead of the samples (teacher forcing).
   true_audio: if given, float32 (B, T) audio whose buckets are scored at every step.
   """
   batch, length = frame_index.shape
-  frame_cond = _apply(model, params, frames, method="frame_conditioning")  # (B, F, L, 2C)
+  frame_cond = (frames if jnp.issubdtype(frames.dtype, jnp.floating)
+                else _apply(model, params, frames, method="frame_conditioning"))  # (B, F, L, 2C)
   state = _apply(model, params, batch, method="init_state")
   rows = jnp.arange(batch)
   xs = {"index": frame_index, "age": frame_age, "u": step_uniforms(seed, example_ids, length).T}
@@ -198,7 +217,9 @@ def generate(model: wavenet.WaveNet, params: Any, frames: Any, frame_index: Any,
     model: the WaveNet (or a module with its `frame_conditioning`, `init_state` and `step`);
       hashable: one compilation per model, input shapes and static flags.
     params: its parameters.
-    frames: uint8 (B, F, H, W) frames of each clip.
+    frames: uint8 (B, F, H, W) frames of each clip, or their float32 (B, F, L, 2C)
+      `model.frame_conditioning(frames)` computed beforehand (e.g. to draw several samples of
+      the same clips without re-running the frame encoder).
     frame_index: int32 (B, T) frame current at each sample (`frames.frame_index_and_age`).
     frame_age: int32 (B, T) samples since that frame became current.
     temperature: > 0 divides the logits before sampling; 0 means greedy.

@@ -420,14 +420,20 @@ def main(argv: list[str]) -> None:
   logging.info("JAX devices: %s (process %d of %d)", jax.devices(), jax.process_index(),
                jax.process_count())
   try:
-    progress = train_and_evaluate(FLAGS.config, FLAGS.workdir)
+    config = FLAGS.config
+    config.get("data_dir")  # a config file that failed to load raises OSError on first use
+  except OSError as e:
+    raise SystemExit(f"error: cannot load --config ({' '.join(str(e).split())}); pass an "
+                     "existing config file, e.g. --config=experiments/configs/cpu.py") from None
+  try:
+    progress = train_and_evaluate(config, FLAGS.workdir)
   except (ValueError, NonFiniteLossError, OSError) as e:
     # Bad config, dataset or workdir (CheckpointError, DatasetError, ValueError), a non-finite
     # loss, or a full or read-only disk: one line naming the problem and the fix, no traceback.
     message = " ".join(str(e).split()) or type(e).__name__
     if isinstance(e, OSError):
-      message = (f"{message}; free disk space or fix permissions (or pass another --workdir), "
-                 "then re-run the same command to resume")
+      message += ("; free disk space or make --workdir writable (or pass another one), then "
+                  "re-run the same command to resume")
     raise SystemExit(f"error: {message}") from None
   best = progress.get("best_selection_loss")
   print(f"done: step {progress['step']}, best selection loss "

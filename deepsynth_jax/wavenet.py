@@ -99,6 +99,8 @@ class WaveNet(nn.Module):
     encoder_channels, encoder_convs_per_block, encoder_features, encoder_input_pool: the
       VGG-like frame encoder (see FrameEncoder).
     use_previous_frame: condition on the previous frame's features too (the method's design).
+    use_video: False makes an audio-only model (no frame conditioning at all; the ablation's
+      "no video" baseline).
     use_frame_age: add features of the time since the current frame began.
     num_age_features: K for `frame_age_features`.
     sample_rate: audio rate in Hz, for the frame-age features.
@@ -117,6 +119,7 @@ class WaveNet(nn.Module):
   use_frame_age: bool = True
   num_age_features: int = 8
   sample_rate: int = 4000
+  use_video: bool = True
 
   @property
   def dilations(self) -> tuple[int, ...]:
@@ -148,6 +151,8 @@ class WaveNet(nn.Module):
 
   def frame_conditioning(self, frames: Array) -> Array:
     """uint8 (B, F, H, W) frames -> float32 (B, F, L, 2C) per-layer gate conditioning."""
+    if not self.use_video:
+      return jnp.zeros((*frames.shape[:2], self.num_layers, 2 * self.channels), jnp.float32)
     features = self.encoder(frames)
     cond = self.conditioning(features)
     proj = self.cond_proj(cond)
@@ -241,8 +246,11 @@ class WaveNet(nn.Module):
     # Row of each queue holding its input from `length` steps ago, overwritten by this step's.
     # One gather and one scatter (which depends on the gather through x) let XLA update the
     # queues in place; a separate read and write per queue made it copy every queue every step.
-    slots = jnp.asarray(starts) + t % jnp.asarray(lengths)
-    past = state["queues"][slots]                                  # (1 + L, B, C)
+    # (lax.rem and in-bounds, sorted indices: index arithmetic that XLA fuses into the gather
+    # is recomputed for every element it copies.)
+    slots = jnp.asarray(starts) + jax.lax.rem(t, jnp.asarray(lengths))
+    index = dict(mode="promise_in_bounds", indices_are_sorted=True, unique_indices=True)
+    past = state["queues"].at[slots].get(**index)                  # (1 + L, B, C)
     x_now = self.embed(token)
     inputs = [x_now]
     x = self.input_conv.step(past[0], x_now)
@@ -253,5 +261,5 @@ class WaveNet(nn.Module):
       inputs.append(x)
       x, skip_i = self._gated_residual(conv.step(past[i + 1], x) + cond[:, i], x, out)
       skip = skip + skip_i
-    queues = state["queues"].at[slots].set(jnp.stack(inputs), unique_indices=True)
+    queues = state["queues"].at[slots].set(jnp.stack(inputs), **index)
     return self._head(skip), {"t": t + 1, "queues": queues}

@@ -20,7 +20,6 @@ import json
 import os
 import time
 
-import numpy as np
 from absl import app, flags
 
 flags.DEFINE_string("data_dir", "data/deepsynth", "Dataset folder (built if missing).")
@@ -57,9 +56,9 @@ def model_workdir(name: str) -> str:
       raise SystemExit(f"[demo] no shipped model at {path}; run `make demo ARGS=--train` to train "
                        "one here")
     return path
-  from deepsynth_jax import train
-  from ml_collections import config_flags  # noqa: F401 (config files import ml_collections)
   import importlib.util
+
+  from deepsynth_jax import train
   spec = importlib.util.spec_from_file_location("demo_config", TRAIN_CONFIGS[name])
   module = importlib.util.module_from_spec(spec)
   spec.loader.exec_module(module)
@@ -71,17 +70,6 @@ def model_workdir(name: str) -> str:
   return workdir
 
 
-def spread_test_examples(data, per_song: int) -> list[int]:
-  """`per_song` evenly spaced segments of every test song (split order is song by song)."""
-  songs: dict[int, list[int]] = {}
-  for i in range(data.num_examples("test")):
-    songs.setdefault(data.segment("test", i)[0], []).append(i)
-  picked = []
-  for rows in songs.values():
-    picked += [rows[j] for j in np.linspace(0, len(rows) - 1, min(per_song, len(rows))).astype(int)]
-  return sorted(set(picked))
-
-
 def main(argv):
   del argv
   from deepsynth_jax import evaluate, input_pipeline, play
@@ -89,7 +77,7 @@ def main(argv):
   start = time.perf_counter()
   ensure_dataset(FLAGS.data_dir)
   data = input_pipeline.load_dataset(FLAGS.data_dir)
-  indices = spread_test_examples(data, FLAGS.examples_per_song)
+  indices = evaluate.spread_indices(data, "test", FLAGS.examples_per_song)
   test_songs = sorted({data.segment("test", i)[0] for i in indices})
   summary = {}
   for name in FLAGS.models:
@@ -98,7 +86,7 @@ def main(argv):
     print(f"[demo] {name}: hearing {len(indices)} test segments of {len(test_songs)} held-out "
           "songs ...", flush=True)
     result = evaluate.evaluate_run(workdir, "test", data=data, indices=indices,
-                                   out_dir=os.path.join(out, "test_segments"))
+                                   out_dir=os.path.join(out, "test_segments"), listening=True)
     songs = []
     for song in test_songs[:FLAGS.songs]:
       entry = data.manifest["songs"][song]
@@ -116,7 +104,8 @@ def main(argv):
                       "seconds": played["seconds"]})
     summary[name] = {"workdir": workdir, "metrics": os.path.join(out, "test_segments",
                                                                   "metrics.json"),
-                     "mean": result["mean"], "speed": result["speed"], "songs": songs}
+                     "mean": result["mean"], "speed": result["speed"], "songs": songs,
+                     "listening": result["listening"]}
 
   os.makedirs(FLAGS.out, exist_ok=True)
   wall = time.perf_counter() - start

@@ -83,7 +83,8 @@ def random_song(rng: np.random.Generator, max_notes: int = 200) -> bytes:
   fmt = _pick(rng, [0, 1, 1, 1, 2], [0.25, 0.25, 0.2, 0.25, 0.05])
   num_tracks = 1 if fmt == 0 else int(rng.integers(1, 5))
   division = (_pick(rng, [480, 96, 960, 24]) if rng.random() < 0.8 else
-              _pick(rng, [1, 0x7FFF, 0, 0xE250, 0xE728, 0xE71E, 0x8001, int(rng.integers(0, 1 << 16))]))
+              _pick(rng, [1, 0x7FFF, 0, 0xE250, 0xE728, 0xE71E, 0x8001,
+                          int(rng.integers(0, 1 << 16))]))
   absurd_tempos = [0, 1, 999, midi.MIN_TEMPO_US, 0xFFFFFF]
   tracks = []
   for _ in range(num_tracks):

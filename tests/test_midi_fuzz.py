@@ -11,10 +11,10 @@ import time
 
 import numpy as np
 import pytest
+from conftest import make_song_midi
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from conftest import make_song_midi
 from data_gen import midi
 from experiments import fuzz_midi
 

@@ -103,6 +103,15 @@ def test_stub_count_greedy_feeds_back_samples_and_gathers_frames():
   np.testing.assert_allclose(other.cross_entropy, 50.0, rtol=1e-5)
 
 
+def test_precomputed_frame_conditioning_gives_the_same_samples():
+  frames, index, age = _stub_inputs()
+  model, params = stub(UNIFORM)
+  cond = model.apply({"params": params}, frames, method="frame_conditioning")
+  np.testing.assert_array_equal(
+      sampler.generate(model, params, cond, index, age, seed=2).buckets,
+      sampler.generate(model, params, frames, index, age, seed=2).buckets)
+
+
 def test_stub_count_sampling_is_the_argmax_only_when_peaked():
   frames, index, age = _stub_inputs()
   expected = _count_expected(frames, index, age)
@@ -142,6 +151,14 @@ def test_temperature_scales_the_distribution(temperature, p1):
   buckets = np.asarray(_run(TWO, seed=3, temperature=temperature).buckets)
   assert set(np.unique(buckets)) <= {0, 1}
   assert abs(np.mean(buckets == 1) - p1) < 0.04  # 2000 draws: std <= 0.011
+
+
+def test_inverse_cdf_never_picks_a_zero_mass_bucket():
+  logits = jnp.full((4, 256), -1e4).at[:, 5].set(0.0).at[:, 9].set(0.0)
+  u = jnp.asarray([0.0, 0.49, 0.51, 1.0 - 2.0 ** -24], jnp.float32)
+  sample = jax.jit(sampler.sample_from_logits)
+  assert sample(logits, u, 1.0, False).tolist() == [5, 5, 9, 9]
+  assert sample(logits.at[:, 9].set(1.0), u, 1.0, True).tolist() == [9, 9, 9, 9]
 
 
 def test_bad_arguments_raise_value_errors():

@@ -56,6 +56,8 @@ def get_config() -> ml_collections.ConfigDict:
   config.encoder.input_pool = 1
 
   config.conditioning = ml_collections.ConfigDict()
+  # False trains an audio-only WaveNet (no frames, no frame timing): the ablation's baseline.
+  config.conditioning.use_video = True
   # Per-frame conditioning size (fed to every layer's gate).
   config.conditioning.features = 256
   # Condition on the previous frame's features as well as the current one's.
