@@ -359,17 +359,21 @@ def _to_gray_resized(frames: np.ndarray, size: tuple[int, int]) -> np.ndarray:
 
 
 def _check_encoder_input(size: tuple[int, int], run: Run) -> None:
-  """Frames of (H, W) must give the flattened feature size the frame encoder was built for."""
-  channels = tuple(run.config.encoder.channels)
-  h, w = size
-  for _ in channels:  # each block ends in a 2x2 max-pool with SAME padding
-    h, w = -(-h // 2), -(-w // 2)
+  """Frames of (H, W) must fit the frame encoder's parameters (traced only, nothing runs)."""
+  import flax.errors
+
+  if run.frame_shape is not None and tuple(size) == run.frame_shape:
+    return  # checked when the run was loaded
+  frames = jax.ShapeDtypeStruct((1, 1, *size), jnp.uint8)
   try:
-    expected = int(run.params["encoder"]["dense"]["kernel"].shape[0])
-  except (KeyError, TypeError, IndexError):
-    return
-  if h * w * channels[-1] != expected:
+    jax.eval_shape(lambda p, f: run.model.apply({"params": p}, f, method=lambda m, x: m.encoder(x)),
+                   run.params, frames)
+  except flax.errors.FlaxError as e:
+    if "/encoder" not in str(e):  # setup() builds every layer: another part does not fit
+      raise SampleInputError(f"params do not fit config ({_first_sentence(e)}); pass the config "
+                             "the params were trained with (the run's run.json), or "
+                             "checkpoint=<run directory>") from None
     known = f" ({run.frame_shape[0]} x {run.frame_shape[1]})" if run.frame_shape else ""
     raise SampleInputError(f"frames of {size[0]} x {size[1]} pixels do not fit this model, which "
                            f"was trained on another frame size{known}; pass frames of that size "
-                           "(or dense video with fps=, which is resized)")
+                           "(or dense video with fps=, which is resized)") from None

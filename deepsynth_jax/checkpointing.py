@@ -204,12 +204,13 @@ class RunCheckpoints:
 
 
 def _reason(e: BaseException) -> str:
-  """The root cause of an orbax error on one line, e.g. 'No space left on device (ENOSPC)'."""
-  while e.__cause__ is not None or e.__context__ is not None:
-    if isinstance(e, OSError) and e.errno:
-      break
-    e = e.__cause__ or e.__context__
-  if isinstance(e, OSError) and e.errno:
-    return f"{e.strerror or os.strerror(e.errno)} ({errno.errorcode.get(e.errno, e.errno)})"
+  """The cause of an orbax error on one line: the first OSError in its chain, e.g. 'No space left
+  on device (ENOSPC)', else the error itself."""
+  cause: BaseException | None = e
+  while cause is not None:
+    if isinstance(cause, OSError) and cause.errno:
+      name = errno.errorcode.get(cause.errno, cause.errno)
+      return f"{cause.strerror or os.strerror(cause.errno)} ({name})"
+    cause = cause.__cause__ or cause.__context__
   text = " ".join(str(e).split())
   return f"{type(e).__name__}: {text[:200]}" if text else type(e).__name__

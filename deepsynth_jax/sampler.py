@@ -172,8 +172,13 @@ def _scan(model: wavenet.WaveNet, params: Any, frames: Array, frame_index: Array
   frame_cond = (frames if jnp.issubdtype(frames.dtype, jnp.floating)
                 else _apply(model, params, frames, method="frame_conditioning"))  # (B, F, L, 2C)
   state = _apply(model, params, batch, method="init_state")
-  rows = jnp.arange(batch)
-  xs = {"index": frame_index, "age": frame_age, "u": step_uniforms(seed, example_ids, length).T}
+  # Each step reads its frames' rows of the flattened (B * F, L, 2C) conditioning. The row numbers
+  # are computed here, unsigned, in bounds and sorted: index arithmetic inside the loop would be
+  # fused into the gather and redone for each of the B * L * 2C values it copies.
+  num_frames = frame_cond.shape[1]
+  flat_cond = frame_cond.reshape(batch * num_frames, *frame_cond.shape[2:])
+  rows = (jnp.arange(batch)[:, None] * num_frames + frame_index).astype(jnp.uint32)
+  xs = {"row": rows, "age": frame_age, "u": step_uniforms(seed, example_ids, length).T}
   if tokens is not None:
     xs["token"] = tokens
   if true_audio is not None:
@@ -183,8 +188,9 @@ def _scan(model: wavenet.WaveNet, params: Any, frames: Array, frame_index: Array
     state, token = carry
     if tokens is not None:
       token = x["token"]
-    logits, state = _apply(model, params, state, token, frame_cond[rows, x["index"]], x["age"],
-                           method="step")
+    cond_t = flat_cond.at[x["row"]].get(mode="promise_in_bounds", indices_are_sorted=True,
+                                        unique_indices=True)
+    logits, state = _apply(model, params, state, token, cond_t, x["age"], method="step")
     sample = sample_from_logits(logits, x["u"], temperature, greedy)
     out = {"buckets": sample}
     if true_audio is not None:

@@ -298,6 +298,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
   if restored is not None:
     state, progress = restored
     logging.info("resumed from %s at step %d", workdir, int(state.step))
+  else:
+    logging.info("no checkpoint in %s: starting at step 0", workdir)
   step = int(state.step)
   writer = MetricsWriter(workdir, step)
 
@@ -410,11 +412,16 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
 FLAGS = flags.FLAGS
 
 
+def quiet_logs() -> None:
+  """WARNING-level absl logs unless --verbosity was given (orbax logs every save at INFO)."""
+  if "verbosity" in FLAGS and not FLAGS["verbosity"].present:
+    logging.set_verbosity(logging.WARNING)
+
+
 def main(argv: list[str]) -> None:
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-  if not FLAGS["verbosity"].present:
-    logging.set_verbosity(logging.WARNING)  # orbax logs every save at INFO; -v=0 shows it all
+  quiet_logs()
   if FLAGS.multihost:
     jax.distributed.initialize()
   logging.info("JAX devices: %s (process %d of %d)", jax.devices(), jax.process_index(),

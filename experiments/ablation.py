@@ -25,6 +25,7 @@ from experiments.configs import cpu
 flags.DEFINE_string("workdir_root", "runs/ablation", "One workdir per variant below this.")
 flags.DEFINE_string("data_dir", "data/deepsynth", "Dataset folder.")
 flags.DEFINE_integer("max_steps", 200, "Training steps per variant (the same budget for all).")
+flags.DEFINE_integer("crop_samples", 0, "Training crop (0 = the config's).")
 flags.DEFINE_integer("num_examples", 8, "Test examples (spread over the test songs).")
 flags.DEFINE_float("seconds", 2.0, "Seconds generated per example.")
 flags.DEFINE_list("variants", ["drop0", "drop50", "drop75", "no_video"], "Variants to run.")
@@ -41,6 +42,8 @@ def variant_config(name: str):
   config.wavenet.audio_dropout = dropout
   config.conditioning.use_video = use_video
   config.max_steps = FLAGS.max_steps
+  if FLAGS.crop_samples:
+    config.crop_samples = FLAGS.crop_samples
   config.eval.selection_metric = "teacher_forced"  # the same cheap selection for every variant
   return config
 
@@ -93,8 +96,9 @@ def table(rows: list[dict]) -> str:
 
 def main(argv):
   del argv
-  from deepsynth_jax import input_pipeline
+  from deepsynth_jax import input_pipeline, train
 
+  train.quiet_logs()
   data = input_pipeline.load_dataset(FLAGS.data_dir)
   rows = []
   for name in FLAGS.variants:
@@ -102,8 +106,10 @@ def main(argv):
       raise app.UsageError(f"unknown variant {name!r}; choose from {', '.join(VARIANTS)}")
     rows.append(run_variant(name, data))
     print(f"{name}: done in {rows[-1]['wall_seconds'] / 60:.1f} min", flush=True)
-  text = (f"Dropout ablation: {FLAGS.max_steps} steps each of experiments/configs/cpu.py, "
-          f"{FLAGS.num_examples} test examples x {FLAGS.seconds} s.\n\n" + table(rows))
+  crop = FLAGS.crop_samples or cpu.get_config().crop_samples
+  text = (f"Dropout ablation: {FLAGS.max_steps} steps of batch 8 x {crop} samples each, "
+          f"experiments/configs/cpu.py, {FLAGS.num_examples} test examples x {FLAGS.seconds} s."
+          "\n\n" + table(rows))
   os.makedirs(FLAGS.workdir_root, exist_ok=True)
   with open(os.path.join(FLAGS.workdir_root, "ablation.md"), "w") as f:
     f.write(text + "\n")

@@ -72,8 +72,9 @@ def model_workdir(name: str) -> str:
 
 def main(argv):
   del argv
-  from deepsynth_jax import evaluate, input_pipeline, play
+  from deepsynth_jax import evaluate, input_pipeline, play, train
 
+  train.quiet_logs()
   start = time.perf_counter()
   ensure_dataset(FLAGS.data_dir)
   data = input_pipeline.load_dataset(FLAGS.data_dir)
@@ -128,9 +129,14 @@ def headline(summary: dict, wall: float) -> str:
       return f"{music[key]:.2f} (reference {ref.get(key, float('nan')):.2f}, noise " \
              f"{noise.get(key, float('nan')):.2f})"
 
+    swap = s["listening"]["swap"]["mean"]
+    silence = s["listening"]["silence"]
     lines.append(f"  {name}: onset F1 {trio('onset_f1')}; pitch F1 {trio('pitch_f1')}; "
                  f"free-running CE {m['free_running_cross_entropy']:.3f} nats; "
                  f"{s['speed'].get('real_time_factor', float('nan')):.1f}x real time")
+    lines.append(f"    listens to the video? swap test onset F1 {swap['vs_shown_onset_f1']:.2f} vs "
+                 f"the shown notes, {swap['vs_other_onset_f1']:.2f} vs the replaced segment's; "
+                 f"silence RMS {silence['silence_rms']:.4f} (music {silence['reference_rms']:.4f})")
     for song in s["songs"]:
       lines.append(f"    {song['song']}: {song['video.mp4']}")
     lines.append(f"    metrics: {s['metrics']}")

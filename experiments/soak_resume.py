@@ -2,18 +2,19 @@ r"""Kill-anywhere resume soak: SIGKILL training at random moments, restart it, c
 
   python -m experiments.soak_resume [--kills=10] [--seed=0] [--max_steps=12] [--out_dir=DIR]
 
-Builds a tiny dataset (6 random songs, ~2 min of audio), trains the test config
-(experiments/configs/test.py) once without interruption with the CLI
-(`python -m deepsynth_jax.train ...`), then runs the same command again and again in a second
-workdir, killing it with SIGKILL at --kills seeded-random moments: about half while a checkpoint
-is being written (seen as orbax's temporary directory), the others at a random time anywhere in
-the run (start-up, compilation, steps, validation, saving). Each attempt must resume from the
-newest committed checkpoint (checked against its "resumed from ... at step N" log line), so no run
-ever loads a partial checkpoint. When the run finishes before all kills are spent, another round
-starts in a fresh workdir. Prints the kills survived and whether the final parameters, optimizer
-state, progress record, best checkpoint and metrics.jsonl (less its timing columns) equal the
-uninterrupted run's; exit status 1 if not. All processes run on CPU and share a persistent JAX
-compilation cache, so restarts do not recompile.
+Builds a tiny dataset (6 random songs, ~2 min of audio) and trains the test config
+(experiments/configs/test.py) twice without interruption with the CLI
+(`python -m deepsynth_jax.train ...`; the second run, with a warm compilation cache, also times a
+run). Then it runs the same command again and again in another workdir, killing it with SIGKILL at
+--kills seeded-random moments: half while a checkpoint is being written (seen as orbax's temporary
+directory), half at a random time over the run (start-up, steps, validation, saving). Each
+attempt that gets as far as loading must resume from the newest committed checkpoint (checked
+against its "resumed from ... at step N" or "starting at step 0" log line), so no run ever loads a
+partial checkpoint. When the run finishes before all kills are spent, another round starts in a
+fresh workdir. Prints the kills survived and whether the final parameters, optimizer state,
+progress record, best checkpoint and metrics.jsonl (less its timing columns) of every round (and
+of the second uninterrupted run) equal the first uninterrupted run's; exit status 1 if not. All
+processes run on CPU and share a persistent JAX compilation cache, so restarts do not recompile.
 
 tests/test_faults.py uses the same helpers for a short version (one kill) in CI.
 """
@@ -36,7 +37,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TMP_SUFFIX = ".orbax-checkpoint-tmp"  # orbax writes <step>.orbax-checkpoint-tmp*, then renames it
 CHECKPOINT_DIRS = ("checkpoints", "best")
 TIMING_KEYS = ("samples_per_second", "seconds_per_step")  # the only columns allowed to differ
-RESUMED = re.compile(r"resumed from .* at step (\d+)")
+RESUMED = re.compile(r"resumed from .* at step (\d+)|no checkpoint in .*: starting at step 0")
 
 
 # ---- processes -------------------------------------------------------------------------------
@@ -69,8 +70,8 @@ def committed_steps(workdir: str, sub: str = "checkpoints") -> list[int]:
     return []
 
 
-def temp_dirs(workdir: str) -> set[tuple[str, int]]:
-  """(path, inode) of every checkpoint being written (orbax's temporary directories)."""
+def temp_dirs(workdir: str) -> set[str]:
+  """Paths of the checkpoints being written (orbax's temporary directories)."""
   out = set()
   for sub in CHECKPOINT_DIRS:
     folder = os.path.join(workdir, sub)
@@ -78,10 +79,7 @@ def temp_dirs(workdir: str) -> set[tuple[str, int]]:
       with os.scandir(folder) as entries:
         for e in entries:
           if TMP_SUFFIX in e.name:
-            try:
-              out.add((e.path, e.inode()))
-            except FileNotFoundError:
-              pass
+            out.add(e.path)
     except FileNotFoundError:
       pass
   return out
@@ -103,9 +101,11 @@ class Attempt:
   killed: bool
   cut_write: str | None  # the temporary directory of the checkpoint write the kill cut short
   committed_before: int | None  # the newest committed step when the attempt started
+  reached_restore: bool  # it got as far as looking for a checkpoint (killed later, or finished)
   resumed_from: int | None  # the step its log says it resumed from (None: a fresh start)
   seconds: float
   log_path: str
+  plan: KillPlan | None = None
 
   @property
   def during_write(self) -> bool:
@@ -113,24 +113,28 @@ class Attempt:
 
   @property
   def loaded_committed(self) -> bool:
-    """It resumed from exactly the newest committed checkpoint (never a partial one)."""
-    return self.resumed_from == self.committed_before
+    """It resumed from exactly the newest committed checkpoint (never a partial one), or it was
+    killed before it loaded anything."""
+    return not self.reached_restore or self.resumed_from == self.committed_before
 
 
 def _wait_and_kill(proc: subprocess.Popen, workdir: str, plan: KillPlan, t0: float,
-                   starting: set[tuple[str, int]]) -> str | None:
-  """Kills `proc` per `plan` unless it exits first; returns the checkpoint write it cut short."""
-  seen = set(starting)
+                   starting: set[str]) -> str | None:
+  """Kills `proc` per `plan` unless it exits first; returns the checkpoint write it cut short.
+
+  A write is counted when its temporary directory appears (it was absent at the previous poll).
+  """
+  previous = set(starting)
   writes = 0
-  trigger: set[tuple[str, int]] = set()
+  trigger: set[str] = set()
   while proc.poll() is None:
     if plan.mode == "time":
       if time.monotonic() - t0 >= plan.at:
         break
     else:
-      new = temp_dirs(workdir) - seen
+      now = temp_dirs(workdir)
+      new, previous = now - previous, now
       if new:
-        seen |= new
         writes += 1
         if writes >= plan.nth:
           trigger = new
@@ -143,7 +147,7 @@ def _wait_and_kill(proc: subprocess.Popen, workdir: str, plan: KillPlan, t0: flo
   proc.wait()
   if plan.mode == "time":
     trigger = temp_dirs(workdir) - starting
-  return next((path for path, _ in sorted(trigger) if os.path.exists(path)), None)
+  return next((path for path in sorted(trigger) if os.path.exists(path)), None)
 
 
 def run_attempt(cmd: list[str], env: dict[str, str], workdir: str, log_path: str,
@@ -164,12 +168,13 @@ def run_attempt(cmd: list[str], env: dict[str, str], workdir: str, log_path: str
       proc.kill()
       proc.wait()
   with open(log_path, errors="replace") as f:
-    found = RESUMED.findall(f.read())
+    found = [m.group(1) for m in RESUMED.finditer(f.read())]
   return Attempt(returncode=proc.returncode, killed=proc.returncode == -signal.SIGKILL,
                  cut_write=cut if proc.returncode == -signal.SIGKILL else None,
                  committed_before=before[-1] if before else None,
-                 resumed_from=int(found[-1]) if found else None,
-                 seconds=time.monotonic() - t0, log_path=log_path)
+                 reached_restore=bool(found),
+                 resumed_from=int(found[-1]) if found and found[-1] else None,
+                 seconds=time.monotonic() - t0, log_path=log_path, plan=plan)
 
 
 def log_tail(path: str, lines: int = 15) -> str:
@@ -288,15 +293,16 @@ def build_tiny_dataset(folder: str) -> str:
 
 
 def kill_plans(rng: np.random.Generator, count: int, run_seconds: float) -> list[KillPlan]:
-  """Half kills during a checkpoint write (the 1st-3rd of the attempt, at once or up to 0.3 s
-  later), half at a uniform time over a whole run's duration."""
+  """Alternately: a kill during a checkpoint write (the 1st-4th write of the attempt, at once or
+  up to 0.3 s later), and one at a uniform time over the last 70% of a whole run's duration
+  (the first ~30% is Python start-up, where a kill is least interesting)."""
   plans = []
-  for _ in range(count):
-    if rng.random() < 0.5:
-      plans.append(KillPlan("write", nth=int(rng.integers(1, 4)),
+  for i in range(count):
+    if i % 2 == 0:
+      plans.append(KillPlan("write", nth=int(rng.integers(1, 5)),
                             delay=float(rng.choice([0.0, rng.uniform(0.0, 0.3)]))))
     else:
-      plans.append(KillPlan("time", at=float(rng.uniform(0.05, 1.0) * run_seconds)))
+      plans.append(KillPlan("time", at=float(rng.uniform(0.3, 1.0) * run_seconds)))
   return plans
 
 
@@ -348,10 +354,18 @@ def main(argv: list[str]) -> None:
   print(f"uninterrupted run: {s['reference_seconds']:.0f} s cold, {s['warm_seconds']:.0f} s warm "
         f"({f.max_steps} steps)")
   for i, a in enumerate(attempts):
+    if a.plan is None:
+      planned = "no kill planned"
+    elif a.plan.mode == "write":
+      planned = f"planned: kill at checkpoint write #{a.plan.nth} + {a.plan.delay:.2f} s"
+    else:
+      planned = f"planned: kill at {a.plan.at:.1f} s"
     what = ("killed during a checkpoint write" if a.during_write else "killed") if a.killed \
         else f"exit {a.returncode}"
-    print(f"  attempt {i:2d}: resumed from step {a.resumed_from} (newest committed: "
-          f"{a.committed_before}), {what} after {a.seconds:.1f} s")
+    loaded = (f"resumed from step {a.resumed_from}" if a.resumed_from is not None else
+              "started at step 0" if a.reached_restore else "killed before loading")
+    print(f"  attempt {i:2d}: {loaded} (newest committed: {a.committed_before}), {what} after "
+          f"{a.seconds:.1f} s ({planned})")
   ok = not s["differences"] and not partial and len(killed) >= f.kills
   print(f"survived {len(killed)} SIGKILLs ({sum(a.during_write for a in killed)} during a "
         f"checkpoint write) in {len(attempts)} attempts over {len(s['rounds'])} round(s); "

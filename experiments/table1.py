@@ -36,6 +36,8 @@ flags.DEFINE_integer("max_steps", 0, "Stop each setting after this many steps (0
 flags.DEFINE_integer("crop_samples", 0, "Training crop (0 = the config's 8,000).")
 flags.DEFINE_integer("batch_size", 0, "Global batch (0 = the config's 8).")
 flags.DEFINE_integer("val_examples", 0, "Validation examples per epoch (0 = the protocol's 100).")
+flags.DEFINE_integer("val_samples", 0, "Samples generated per validation example for the "
+                     "free-running selection loss (0 = the whole 5 s segment).")
 flags.DEFINE_integer("test_examples", 20, "Test examples for the free-running loss.")
 flags.DEFINE_float("test_seconds", 0.0, "Seconds generated per test example (0 = whole 5 s).")
 FLAGS = flags.FLAGS
@@ -55,6 +57,9 @@ def setting_config(name: str):
     config.batch_size = FLAGS.batch_size
   if FLAGS.val_examples:
     config.eval.num_examples = FLAGS.val_examples
+    config.eval.batch_size = min(config.eval.batch_size, FLAGS.val_examples)
+  if FLAGS.val_samples:
+    config.eval.free_running_samples = FLAGS.val_samples
   return config
 
 
@@ -97,6 +102,7 @@ def run_setting(name: str, root: str) -> dict:
       "protocol": {"epochs": config.num_epochs, "max_steps": config.max_steps,
                    "crop_samples": config.crop_samples, "batch_size": config.batch_size,
                    "validation_examples": config.eval.num_examples,
+                   "validation_free_running_samples": config.eval.free_running_samples or None,
                    "test_examples": FLAGS.test_examples,
                    "test_seconds": FLAGS.test_seconds or None},
       "hardware": hardware(),
@@ -109,6 +115,7 @@ def run_setting(name: str, root: str) -> dict:
 
 def main(argv):
   del argv
+  train.quiet_logs()
   names = FLAGS.only or (table1.GRID if FLAGS.grid == "full" else table1.SETTINGS)
   for name in names:
     table1.parse_setting(name)  # fail early on a typo

@@ -80,7 +80,8 @@ def test_sigkill_during_a_checkpoint_write_then_resume_is_bit_identical(
   cut_step = int(os.path.basename(killed.cut_write).split(".")[0])
   assert resumed.returncode == 0
   # The restart loaded the newest committed checkpoint, older than the write that was cut.
-  assert resumed.committed_before is not None and resumed.resumed_from == resumed.committed_before
+  assert resumed.reached_restore and resumed.committed_before is not None
+  assert resumed.resumed_from == resumed.committed_before
   assert resumed.resumed_from < cut_step
   assert soak.compare_runs(ref_dir, run_dir) == []
   assert not soak.temp_dirs(run_dir), "a partial checkpoint was left behind"
