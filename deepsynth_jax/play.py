@@ -14,15 +14,6 @@ import time
 
 from absl import app, flags
 
-flags.DEFINE_string("midi", None, "A MIDI file to play.")
-flags.DEFINE_string("out", None, "Output folder (created).")
-flags.DEFINE_string("checkpoint", None, "A trained run's workdir (python -m deepsynth_jax.train).")
-flags.DEFINE_string("soundfont", None, "SoundFont of the reference audio (default: FluidR3).")
-flags.DEFINE_float("max_seconds", 60.0, "Play at most this many seconds of the piece (0 = all).")
-flags.DEFINE_float("temperature", 1.0, "Sampling temperature (autoregressive models).")
-flags.DEFINE_integer("seed", 0, "Sampling seed.")
-FLAGS = flags.FLAGS
-
 
 def play(midi_path: str, out_dir: str, checkpoint: str, *, soundfont: str | None = None,
          max_seconds: float | None = 60.0, temperature: float = 1.0, seed: int = 0) -> dict:
@@ -60,8 +51,20 @@ def play(midi_path: str, out_dir: str, checkpoint: str, *, soundfont: str | None
           "num_notes": int(len(perf["notes"])), "num_frames": int(len(perf["frames"]))}
 
 
+def _define_flags() -> None:
+  # Defined only when run as a program, so that importing `play` defines no flags.
+  flags.DEFINE_string("midi", None, "A MIDI file to play.")
+  flags.DEFINE_string("out", None, "Output folder (created).")
+  flags.DEFINE_string("checkpoint", None, "A trained run's workdir.")
+  flags.DEFINE_string("soundfont", None, "SoundFont of the reference audio (default: FluidR3).")
+  flags.DEFINE_float("max_seconds", 60.0, "Play at most this many seconds of the piece (0 = all).")
+  flags.DEFINE_float("temperature", 1.0, "Sampling temperature (autoregressive models).")
+  flags.DEFINE_integer("seed", 0, "Sampling seed.")
+
+
 def main(argv):
   del argv
+  FLAGS = flags.FLAGS
   if not FLAGS.midi or not FLAGS.out or not FLAGS.checkpoint:
     raise app.UsageError("give --midi=FILE --out=DIR --checkpoint=WORKDIR")
   if not os.path.isfile(FLAGS.midi):
@@ -75,4 +78,5 @@ def main(argv):
 
 
 if __name__ == "__main__":
+  _define_flags()
   app.run(main)
