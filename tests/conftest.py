@@ -55,3 +55,19 @@ def tiny_data_dir(tmp_path_factory) -> str:
   make_dataset.build_dataset(str(out), midi_dir=str(midis), num_songs=0, workers=1,
                              progress=False)
   return str(out)
+
+
+@pytest.fixture(scope="module")
+def data(tiny_data_dir):
+  """The tiny dataset, loaded (one copy per test module)."""
+  from deepsynth_jax import input_pipeline
+
+  return input_pipeline.load_dataset(tiny_data_dir)
+
+
+@pytest.fixture(scope="module")
+def clip(data):
+  """Sparse frames (F, H, W) and their start samples of a validation example."""
+  ex = data.example("validation", 0)
+  count = int(ex["num_frames"])
+  return ex["frames"][:count], ex["frame_start"][:count].astype(np.int64)

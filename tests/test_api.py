@@ -50,21 +50,8 @@ def make_run_dir(workdir: str, data_dir: str, model_name: str = "wavenet") -> st
 
 
 @pytest.fixture(scope="module")
-def data(tiny_data_dir):
-  return input_pipeline.load_dataset(tiny_data_dir)
-
-
-@pytest.fixture(scope="module")
 def run_dir(tmp_path_factory, tiny_data_dir):
   return make_run_dir(str(tmp_path_factory.mktemp("run")), tiny_data_dir)
-
-
-@pytest.fixture(scope="module")
-def clip(data):
-  """Sparse frames (F, H, W) and their start samples of a validation example."""
-  ex = data.example("validation", 0)
-  count = int(ex["num_frames"])
-  return ex["frames"][:count], ex["frame_start"][:count].astype(np.int64)
 
 
 def test_sample_matches_the_sampler_and_is_deterministic(run_dir, clip):

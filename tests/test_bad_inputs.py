@@ -30,20 +30,8 @@ pytestmark = pytest.mark.filterwarnings("ignore:os.fork")  # the CLIs run as sub
 
 
 @pytest.fixture(scope="module")
-def data(tiny_data_dir):
-  return input_pipeline.load_dataset(tiny_data_dir)
-
-
-@pytest.fixture(scope="module")
 def run_dir(tmp_path_factory, tiny_data_dir):
   return make_run_dir(str(tmp_path_factory.mktemp("bad_inputs_run")), tiny_data_dir)
-
-
-@pytest.fixture(scope="module")
-def clip(data):
-  ex = data.example("validation", 0)
-  count = int(ex["num_frames"])
-  return ex["frames"][:count], ex["frame_start"][:count].astype(np.int64)
 
 
 @pytest.fixture(scope="module")

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from scipy.io import wavfile
 
-from deepsynth_jax import api, checkpointing, evaluate, input_pipeline, sampler
+from deepsynth_jax import api, checkpointing, evaluate, sampler
 from experiments.configs import test as test_config
 
 sys.path.insert(0, os.path.dirname(__file__))
@@ -20,11 +20,6 @@ from test_api import make_run_dir  # noqa: E402  (the same fake trained run)
 pytestmark = pytest.mark.filterwarnings("ignore:os.fork")  # ffmpeg and the CLI run as subprocesses
 
 SECONDS = 0.5  # 2000 samples per example: the first note of each tiny song starts at 0.3 s
-
-
-@pytest.fixture(scope="module")
-def data(tiny_data_dir):
-  return input_pipeline.load_dataset(tiny_data_dir)
 
 
 @pytest.fixture(scope="module")

@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import shutil
 
-import mido
 import numpy as np
 import pytest
 
-from data_gen import make_dataset
 from deepsynth_jax import frames as frames_lib
 from deepsynth_jax import input_pipeline as ip
 
@@ -21,43 +18,9 @@ KEYS = {"audio": (np.float32, (20000,)), "frames": (np.uint8, None),
         "example_id": (np.int32, ())}
 
 
-def _song(seed: int, seconds: float) -> bytes:
-  rng = np.random.default_rng(seed)
-  events = []
-  t = 0.3
-  while t < seconds:
-    for pitch in rng.choice(np.arange(30, 100), size=rng.integers(1, 4), replace=False):
-      length = float(rng.choice([0.1, 0.3, 0.6]))
-      events.append((round(t * 960), 1, mido.Message("note_on", note=int(pitch), velocity=90)))
-      events.append((round((t + length) * 960), 0, mido.Message("note_off", note=int(pitch))))
-    t += float(rng.choice([0.2, 0.4, 0.7]))
-  events.sort(key=lambda e: (e[0], e[1]))
-  mid = mido.MidiFile(ticks_per_beat=480)
-  track = mido.MidiTrack()
-  mid.tracks.append(track)
-  last = 0
-  for tick, _, msg in events:
-    track.append(msg.copy(time=tick - last))
-    last = tick
-  buf = io.BytesIO()
-  mid.save(file=buf)
-  return buf.getvalue()
-
-
 @pytest.fixture(scope="module")
-def data_dir(tmp_path_factory):
-  midis = tmp_path_factory.mktemp("midis")
-  for i in range(6):
-    (midis / f"s{i}.mid").write_bytes(_song(i, 14.0 + 4 * i))
-  out = tmp_path_factory.mktemp("ds")
-  make_dataset.build_dataset(str(out), midi_dir=str(midis), num_songs=0, workers=1,
-                             progress=False)
-  return str(out)
-
-
-@pytest.fixture(scope="module")
-def data(data_dir):
-  return ip.load_dataset(data_dir)
+def data_dir(tiny_data_dir):
+  return tiny_data_dir  # tests that damage files copy it first
 
 
 def check_example(data, ex, length=20000):
