@@ -27,19 +27,6 @@ from experiments.configs import table1
 
 RESULT = "table1_result.json"
 
-flags.DEFINE_string("workdir_root", "runs/table1", "Folder with one workdir per setting.")
-flags.DEFINE_list("only", [], "Run only these settings (names from configs/table1.py).")
-flags.DEFINE_enum("grid", "six", ["six", "full"], "Six settings or 12-point grid.")
-flags.DEFINE_string("data_dir", "data/deepsynth", "Dataset folder.")
-flags.DEFINE_integer("epochs", 0, "Epochs per setting (0 = the protocol's 100).")
-flags.DEFINE_integer("max_steps", 0, "Stop each setting after this many steps (0 = no cap).")
-flags.DEFINE_integer("crop_samples", 0, "Training crop (0 = the config's 8,000).")
-flags.DEFINE_integer("batch_size", 0, "Global batch (0 = the config's 8).")
-flags.DEFINE_integer("val_examples", 0, "Validation examples per epoch (0 = the protocol's 100).")
-flags.DEFINE_integer("val_samples", 0, "Samples generated per validation example for the "
-                     "free-running selection loss (0 = the whole 5 s segment).")
-flags.DEFINE_integer("test_examples", 20, "Test examples for the free-running loss.")
-flags.DEFINE_float("test_seconds", 0.0, "Seconds generated per test example (0 = whole 5 s).")
 FLAGS = flags.FLAGS
 
 
@@ -128,5 +115,23 @@ def main(argv):
   print(f"table: python -m experiments.report --workdir_root={FLAGS.workdir_root}")
 
 
+def _define_flags() -> None:
+  # Defined only when run as a program, so that `experiments.report` can import RESULT.
+  flags.DEFINE_string("workdir_root", "runs/table1", "Folder with one workdir per setting.")
+  flags.DEFINE_list("only", [], "Run only these settings (names from configs/table1.py).")
+  flags.DEFINE_enum("grid", "six", ["six", "full"], "Six settings or 12-point grid.")
+  flags.DEFINE_string("data_dir", "data/deepsynth", "Dataset folder.")
+  flags.DEFINE_integer("epochs", 0, "Epochs per setting (0 = the protocol's 100).")
+  flags.DEFINE_integer("max_steps", 0, "Stop each setting after this many steps (0 = no cap).")
+  flags.DEFINE_integer("crop_samples", 0, "Training crop (0 = the config's 8,000).")
+  flags.DEFINE_integer("batch_size", 0, "Global batch (0 = the config's 8).")
+  flags.DEFINE_integer("val_examples", 0, "Validation examples per epoch (0 = the protocol's 100).")
+  flags.DEFINE_integer("val_samples", 0, "Samples generated per validation example for the "
+                       "free-running selection loss (0 = the whole 5 s segment).")
+  flags.DEFINE_integer("test_examples", 20, "Test examples for the free-running loss.")
+  flags.DEFINE_float("test_seconds", 0.0, "Seconds generated per test example (0 = whole 5 s).")
+
+
 if __name__ == "__main__":
+  _define_flags()
   app.run(main)
