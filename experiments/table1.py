@@ -105,7 +105,10 @@ def main(argv):
   train.quiet_logs()
   names = FLAGS.only or (table1.GRID if FLAGS.grid == "full" else table1.SETTINGS)
   for name in names:
-    table1.parse_setting(name)  # fail early on a typo
+    try:
+      table1.parse_setting(name)  # fail early on a typo
+    except ValueError as e:
+      raise app.UsageError(str(e)) from None
   os.makedirs(FLAGS.workdir_root, exist_ok=True)
   for name in names:
     r = run_setting(name, FLAGS.workdir_root)
