@@ -46,37 +46,9 @@ class BaselineError(ValueError):
 
 
 def _model(channels: Sequence[int] = (8, 16, 16), hidden: int = 32, width_pools: int = 0):
-  import flax.linen as nn
-  import jax.numpy as jnp
+  from deepsynth_jax.key_reader import KeyReader
 
-  class KeyClassifier(nn.Module):
-    """uint8 frames (B, H, W) -> 88 key logits (B, 88) float32 (logit > 0 = pressed).
-
-    VGG-like: per stage a 3x3 conv + ReLU and a max-pool halving the height (and the width in the
-    first `width_pools` stages); the remaining rows are max-pooled away, leaving a feature vector
-    per image column; a dense layer shared by all columns (`hidden` ReLU units -> 4 features)
-    describes each column, and a final dense layer maps all columns' features to the 88 logits.
-    Sharing the column layers across the keyboard lets keys seldom pressed in the training songs
-    use what was learned on the others; only the last layer (which columns are which key) is
-    per key.
-    """
-    channels: Sequence[int]
-    hidden: int
-    width_pools: int
-
-    @nn.compact
-    def __call__(self, frames):
-      x = frames.astype(jnp.float32)[..., None] / 255.0 - 0.5
-      for i, c in enumerate(self.channels):
-        x = nn.relu(nn.Conv(c, (3, 3))(x))
-        window = (2 if x.shape[1] >= 2 else 1, 2 if i < self.width_pools else 1)
-        x = nn.max_pool(x, window, strides=window)
-      x = jnp.max(x, axis=1)  # (B, W', C): one feature vector per column
-      x = nn.relu(nn.Dense(self.hidden)(x))
-      x = nn.Dense(4)(x)
-      return nn.Dense(NUM_KEYS)(x.reshape((x.shape[0], -1)))
-
-  return KeyClassifier(channels=tuple(channels), hidden=hidden, width_pools=width_pools)
+  return KeyReader(channels=tuple(channels), hidden=hidden, width_pools=width_pools)
 
 
 @dataclasses.dataclass

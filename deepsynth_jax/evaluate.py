@@ -122,6 +122,7 @@ def evaluate_run(workdir: str, split: str = "test", num_examples: int | None = N
     ex = data.example(split, i)
     audio = ex["audio"][:length]
     batch = {"audio": audio[None], "frames": ex["frames"][None],
+             "frame_keys": ex["frame_keys"][None], "num_frames": ex["num_frames"][None],
              "frame_index": ex["frame_index"][None, :length],
              "frame_age": ex["frame_age"][None, :length],
              "example_id": np.asarray(ex["example_id"])[None]}

@@ -8,6 +8,8 @@ An example (batches add a leading B axis):
   audio        float32 (T,) in [-1, 1] (zero past the song's end)
   frames       uint8 (max_frames, H, W): the frame current at the window start, then every frame
                starting inside the window; padded with the last real frame
+  frame_keys   uint8 (max_frames, 88): the key state each frame shows (1 = pressed, column k is
+               MIDI pitch 21 + k), padded like `frames`
   frame_start  int32 (max_frames,): sample (from the window start) where each frame becomes
                current; [0] == 0; padding is T (never current)
   num_frames   int32 (): real frames
@@ -69,6 +71,7 @@ class DeepSynthData:
     self.max_frames = int(manifest["max_frames_per_segment"])
     self._audio = [s["audio"] for s in songs]
     self._frames = [s["frames"] for s in songs]
+    self._frame_keys = [s["frame_keys"] for s in songs]
     self._frame_start = [s["frame_start"] for s in songs]
     self._notes = [s["notes"] for s in songs]
     self.frame_shape = tuple(int(x) for x in self._frames[0].shape[1:])
@@ -126,12 +129,15 @@ class DeepSynthData:
     dst[max(a1 - a0, 0):] = 0.0
     first, count = int(self._first[split][index]), int(self._count[split][index])
     song_frames = self._frames[song]
+    song_keys = self._frame_keys[song]
     starts = self._frame_start[song][first:first + count] - start
     starts[0] = 0
     kept = out["frames"].shape[1]
     if kept == self.max_frames:
       out["frames"][row, :count] = song_frames[first:first + count]
       out["frames"][row, count:] = song_frames[first + count - 1]
+      out["frame_keys"][row, :count] = song_keys[first:first + count]
+      out["frame_keys"][row, count:] = song_keys[first + count - 1]
       out["frame_start"][row, :count] = starts
       out["frame_start"][row, count:] = t
       out["num_frames"][row] = count
@@ -149,6 +155,8 @@ class DeepSynthData:
         raise AssertionError(f"crop needs {hi - lo} frames, more than {kept}")
       out["frames"][row, :hi - lo] = song_frames[first + lo:first + hi]
       out["frames"][row, hi - lo:] = song_frames[first + hi - 1]
+      out["frame_keys"][row, :hi - lo] = song_keys[first + lo:first + hi]
+      out["frame_keys"][row, hi - lo:] = song_keys[first + hi - 1]
       out["frame_start"][row, :hi - lo] = starts[lo:hi]
       out["frame_start"][row, hi - lo:] = t
       out["num_frames"][row] = hi - lo
@@ -173,6 +181,7 @@ class DeepSynthData:
     return {
         "audio": np.empty((batch, length), np.float32),
         "frames": np.empty((batch, frames, h, w), np.uint8),
+        "frame_keys": np.empty((batch, frames, 88), np.uint8),
         "frame_start": np.empty((batch, frames), np.int32),
         "num_frames": np.empty((batch,), np.int32),
         "frame_index": np.empty((batch, length), np.int32),
@@ -317,7 +326,7 @@ def load_dataset(data_dir: str, verify: bool = True) -> DeepSynthData:
                          "to regenerate it")
     try:
       with np.load(file, allow_pickle=False) as z:
-        arrays = {k: z[k] for k in ("audio", "frames", "frame_start", "notes")}
+        arrays = {k: z[k] for k in ("audio", "frames", "frame_keys", "frame_start", "notes")}
     except Exception as e:  # zipfile / format errors
       raise DatasetError(f"song file {file} is unreadable ({type(e).__name__}: {e}): "
                          f"{hint}") from None
@@ -329,6 +338,9 @@ def load_dataset(data_dir: str, verify: bool = True) -> DeepSynthData:
     if arrays["frames"].ndim != 3 or len(arrays["frames"]) != len(arrays["frame_start"]):
       raise DatasetError(f"song file {file}: frames {arrays['frames'].shape} do not match "
                          f"frame_start {arrays['frame_start'].shape}: {hint}")
+    if arrays["frame_keys"].shape != (len(arrays["frames"]), 88):
+      raise DatasetError(f"song file {file}: frame_keys {arrays['frame_keys'].shape} do not match "
+                         f"frames {arrays['frames'].shape}: {hint}")
     arrays["audio"] = (arrays["audio"].astype(np.float32) / np.float32(32768.0))
     arrays["frame_start"] = arrays["frame_start"].astype(np.int64)
     arrays["notes"] = arrays["notes"].astype(np.int64).reshape(-1, 4)

@@ -2,7 +2,8 @@
 
 Every model maps a batch from `deepsynth_jax.input_pipeline` to a scalar loss. Batch keys used here:
 `audio` float32 (B, T) in [-1, 1] at 4 kHz, `frames` uint8 (B, F, H, W), `frame_index` and
-`frame_age` int32 (B, T), `example_id` int32 (B,).
+`frame_age` int32 (B, T), `example_id` int32 (B,); the parallel model's loss also uses
+`frame_keys` uint8 (B, F, 88) and `num_frames` int32 (B,).
 """
 
 from __future__ import annotations
@@ -47,8 +48,11 @@ def build_model(config: ml_collections.ConfigDict, sample_rate: int = 4000) -> n
                        "conditioning.use_video=True")
     from deepsynth_jax import parallel_model
     c = config.parallel
-    return parallel_model.ParallelGenerator(channels=c.channels, num_layers=c.num_layers,
-                                            **common)
+    return parallel_model.ParallelGenerator(
+        envelope_hidden=c.envelope_hidden, envelope_layers=c.envelope_layers,
+        num_harmonics=c.num_harmonics, key_channels=tuple(c.key_channels),
+        key_hidden=c.key_hidden, num_age_features=config.conditioning.num_age_features,
+        sample_rate=sample_rate)
   raise ValueError(f"unknown model {config.model!r}; set --config.model to one of {MODELS}")
 
 
@@ -87,4 +91,4 @@ def loss_fn(model: nn.Module, params: Any, batch: Batch, config: ml_collections.
     loss = jnp.mean(ce)
     return loss, {"loss": loss, "cross_entropy": loss, "accuracy": accuracy}
   from deepsynth_jax import parallel_model
-  return parallel_model.loss_fn(model, params, batch, config)
+  return parallel_model.loss_fn(model, params, batch, config, train=train)

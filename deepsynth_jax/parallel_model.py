@@ -1,23 +1,35 @@
 """A parallel (non-autoregressive) generator: the whole waveform from the video in one pass.
 
 The method's discussion suggests that predicting audio from the video alone "would be much
-faster" than sampling one bucket at a time. This model has no audio input. It uses the same frame
-encoder and conditioning as the WaveNet, then:
+faster" than sampling one bucket at a time. This model has no audio input; it is a learned
+instrument played by a learned key reader:
 
-1. at a control rate (every `hop` = 16 samples, 4 ms at 4 kHz) a stack of dilated convolutions
-   over [conditioning of the current frame, frame-age features] predicts an envelope for each of
-   the 88 keys; a partial's amplitude is its key's envelope times a learned weight per partial, in
-   a harmonic oscillator bank of the first `num_harmonics` harmonics of every key (equal
-   temperament, A4 = 440 Hz) below 0.95 x Nyquist;
-2. amplitudes are interpolated linearly between control points and the oscillators are summed.
-   Per control block this is two matmuls with fixed (partials x hop) cosine/sine tables, so the
-   synthesis costs O(partials) multiply-adds per sample and no per-sample transcendental.
+1. a key reader (`deepsynth_jax.key_reader`) reads each frame's 88 key states, p (B, F, 88) in
+   [0, 1]; with `key_weight` > 0 it is trained on the key states the simulator drew (binary
+   cross-entropy against the batch's `frame_keys`), with 0 only through the audio loss. With
+   `teacher_forced_keys` the instrument below is trained on the drawn key states instead of the
+   reader's (as the WaveNet is fed the true audio), so it learns the instrument from the first
+   step while the reader learns to read; generation always uses the reader's;
+2. each key's press time is tracked through the frames (a key held from one frame to the next
+   keeps its press time; soft, so gradients reach p), giving every key its age at every control
+   point t = 0, hop, 2 hop, ... (hop = 16 samples, 4 ms at 4 kHz);
+3. an MLP shared by all keys maps (the key's age, its pitch, whether it is held over from the
+   previous frame, and the time since the current frame began if that frame shows no newly
+   pressed key) to the amplitudes of its first `num_harmonics` harmonics, times p: a key that the
+   frame does not show pressed is silent, so the pitch of the output is the video's by
+   construction and the MLP learns the instrument (attack, decay, spectrum by register) from the
+   audio. The last input is the re-strike cue: sparse video has a frame at every press, so a new
+   frame that shows no new key means a held key was struck again, which no image can show;
+4. those amplitudes drive a harmonic oscillator bank (equal temperament, A4 = 440 Hz, partials
+   below 0.95 x Nyquist), interpolated linearly between control points; per control block this
+   is two matmuls with fixed (partials x hop) cosine/sine tables, so the synthesis costs
+   O(partials) multiply-adds per sample and no per-sample transcendental.
 
 Loss (`loss_fn`): L1 on the waveform + multi-resolution STFT (spectral convergence + log-magnitude
-L1), and optionally the 256-bucket cross-entropy of a discretized Gaussian centred on the
-prediction in mu-law space (scale learned), which makes its cross-entropy comparable with the
-WaveNet's. Oscillator phases are fixed by absolute time, so the STFT terms carry the learning
-signal; the waveform L1 only has weight where phases agree.
+L1) + `key_weight` x the key reader's cross-entropy, and optionally the 256-bucket cross-entropy
+of a discretized Gaussian centred on the prediction in mu-law space (scale learned), which makes
+its cross-entropy comparable with the WaveNet's. Oscillator phases are fixed by absolute time, so
+the STFT terms carry the learning signal; the waveform L1 only has weight where phases agree.
 """
 
 from __future__ import annotations
@@ -32,14 +44,13 @@ import numpy as np
 import optax
 
 from deepsynth_jax import audio as audio_lib
-from deepsynth_jax.frame_encoder import (
-  FrameConditioning,
-  FrameEncoder,
-  frame_age_features,
-  gather_frames,
-)
+from deepsynth_jax.frame_encoder import frame_age_features
+from deepsynth_jax.key_reader import NUM_KEYS, KeyReader
 
 STFT_SIZES = (64, 128, 256, 512)
+# Assumed age (samples) of the first frame of a clip whose start lies before the clip (the
+# "previous frame" of a training crop): keys it shows have been down for at least this long.
+PRE_CLIP_AGE = 2000
 
 
 def oscillator_bank(sample_rate: int, num_harmonics: int) -> tuple[np.ndarray, np.ndarray,
@@ -63,37 +74,76 @@ def partial_frequencies(sample_rate: int, num_harmonics: int) -> np.ndarray:
   return oscillator_bank(sample_rate, num_harmonics)[0]
 
 
+def frame_starts(frame_index: jax.Array, frame_age: jax.Array, num_frames: int) -> jax.Array:
+  """Start of each frame in clip samples, from the per-sample frame index and age.
+
+  Args:
+    frame_index, frame_age: int (B, T) as from `deepsynth_jax.frames.frame_index_and_age`.
+    num_frames: F, the frames axis of the clip's frames.
+
+  Returns:
+    float32 (B, F): where each frame became current (negative if before the clip). A frame no
+    sample refers to is placed PRE_CLIP_AGE before the first referenced one if it precedes it
+    (a training crop's previous frame), and at T (never current) otherwise (padding).
+  """
+  t = frame_index.shape[1]
+  begin = jnp.arange(t, dtype=jnp.float32)[None] - frame_age.astype(jnp.float32)
+  starts = jax.vmap(lambda b, i: jax.ops.segment_max(b, i, num_segments=num_frames))(
+      begin, frame_index)
+  referenced = jnp.isfinite(starts)
+  first = jnp.argmax(referenced, axis=1)
+  first_start = jnp.take_along_axis(starts, first[:, None], axis=1)
+  before = jnp.arange(num_frames)[None] < first[:, None]
+  fallback = jnp.where(before, first_start - PRE_CLIP_AGE, jnp.float32(t))
+  return jnp.where(referenced, starts, fallback)
+
+
+def key_press_times(pressed: jax.Array, starts: jax.Array) -> jax.Array:
+  """When each key was pressed, as of each frame: (B, F, 88) press probabilities and (B, F)
+  frame starts -> float32 (B, F, 88) samples.
+
+  A key shown in frames f - 1 and f is the same press (it cannot be seen released between them),
+  so it keeps the press time of frame f - 1; otherwise its press time is frame f's start. With
+  soft probabilities the press time is the expectation under "held" = p[f] p[f - 1].
+  """
+  previous = jnp.pad(pressed, ((0, 0), (1, 0), (0, 0)))[:, :-1]
+  held = pressed * previous
+
+  def step(carry, xs):
+    h, start = xs
+    press = h * carry + (1.0 - h) * start[:, None]
+    return press, press
+
+  init = jnp.zeros((pressed.shape[0], pressed.shape[2]), jnp.float32)
+  _, press = jax.lax.scan(step, init, (jnp.swapaxes(held, 0, 1), starts.T))
+  return jnp.swapaxes(press, 0, 1)
+
+
+def pitch_features(num_frequencies: int = 4) -> np.ndarray:
+  """Fixed smooth features of each key's pitch (88, 1 + 2 num_frequencies), for the shared MLP."""
+  x = (np.arange(NUM_KEYS) - 43.5) / 43.5
+  angles = np.pi * x[:, None] * (2.0 ** np.arange(num_frequencies))[None]
+  return np.concatenate([x[:, None], np.sin(angles), np.cos(angles)], axis=1).astype(np.float32)
+
+
 class ParallelGenerator(nn.Module):
   """Video -> waveform in one pass (see module docstring). Output float32 (B, T) in ~[-1, 1]."""
 
-  channels: int = 128
-  num_layers: int = 8
+  envelope_hidden: int = 64
+  envelope_layers: int = 2
   hop: int = 16
   num_harmonics: int = 6
-  cond_features: int = 128
-  encoder_channels: tuple[int, ...] = (16, 32, 64)
-  encoder_convs_per_block: int = 1
-  encoder_features: int = 128
-  encoder_input_pool: int = 1
-  use_previous_frame: bool = True
-  use_frame_age: bool = True
+  key_channels: tuple[int, ...] = (8, 16, 16)
+  key_hidden: int = 32
   num_age_features: int = 8
   sample_rate: int = 4000
 
   def setup(self):
-    self.encoder = FrameEncoder(self.encoder_channels, self.encoder_convs_per_block,
-                                self.encoder_features, self.encoder_input_pool)
-    self.conditioning = FrameConditioning(self.cond_features, self.use_previous_frame)
-    self.input_proj = nn.Dense(self.channels)
-    self.convs = [nn.Conv(2 * self.channels, (3,), kernel_dilation=(2 ** i,), padding="SAME")
-                  for i in range(self.num_layers)]
-    self.res = [nn.Dense(self.channels) for _ in range(self.num_layers)]
-    _, _, number = oscillator_bank(self.sample_rate, self.num_harmonics)
-    # Each key's loudness over time, times a learned spectrum (amplitude of each of its partials):
-    # the network only has to find which keys sound, as a transcriber would.
-    self.key_envelope = nn.Dense(88, kernel_init=nn.initializers.normal(1e-3))
-    self.partial_weights = self.param(
-        "partial_weights", lambda _, n: jnp.asarray(1.0 / n, jnp.float32), number)
+    self.key_reader = KeyReader(self.key_channels, self.key_hidden)
+    self.envelope = [nn.Dense(self.envelope_hidden) for _ in range(self.envelope_layers)]
+    # Starts quiet: the untrained instrument adds little to the STFT loss's log-magnitude term.
+    self.harmonics = nn.Dense(self.num_harmonics, kernel_init=nn.initializers.normal(1e-2),
+                              bias_init=nn.initializers.constant(-4.0))
     # Scale of the bucket distribution in companded units; starts wide (near-uniform CE).
     self.log_scale = self.param("log_scale", nn.initializers.constant(-0.5), ())
 
@@ -101,37 +151,61 @@ class ParallelGenerator(nn.Module):
     """Angular frequency per sample (M,)."""
     return 2 * np.pi * partial_frequencies(self.sample_rate, self.num_harmonics) / self.sample_rate
 
-  def control_amplitudes(self, frames: jax.Array, frame_index: jax.Array,
-                         frame_age: jax.Array) -> jax.Array:
-    """Partial amplitudes at control points t = 0, hop, 2 hop, ... (B, ceil(T/hop) + 1, M)."""
-    t = frame_index.shape[1]
+  def key_logits(self, frames: jax.Array) -> jax.Array:
+    """uint8 (B, F, H, W) frames -> (B, F, 88) key logits (> 0 = pressed)."""
+    return self.key_reader(frames)
+
+  def control_amplitudes(self, frames: jax.Array, frame_index: jax.Array, frame_age: jax.Array,
+                         key_states: jax.Array | None = None) -> tuple[jax.Array, jax.Array]:
+    """Partial amplitudes at control points t = 0, hop, 2 hop, ... (B, ceil(T/hop) + 1, M), and
+    the key logits (B, F, 88). `key_states` (B, F, 88) in [0, 1] replace the reader's."""
+    num_frames, t = frames.shape[1], frame_index.shape[1]
     points = np.arange(-(-t // self.hop) + 1) * self.hop
     inside = np.minimum(points, t - 1)  # the last point(s) may lie past the clip's end
-    cond = self.conditioning(self.encoder(frames))                       # (B, F, D)
-    x = gather_frames(cond, frame_index[:, inside])                      # (B, P, D)
-    if self.use_frame_age:
-      age = frame_age[:, inside] + (points - inside)
-      x = jnp.concatenate([x, frame_age_features(age, self.sample_rate,
-                                                 self.num_age_features)], axis=-1)
-    h = nn.relu(self.input_proj(x))
-    for conv, res in zip(self.convs, self.res):
-      a, b = jnp.split(conv(h), 2, axis=-1)
-      h = h + res(jnp.tanh(a) * jax.nn.sigmoid(b))
-    _, key_of, _ = oscillator_bank(self.sample_rate, self.num_harmonics)
-    return self.key_envelope(h)[..., key_of] * self.partial_weights
+    logits = self.key_logits(frames)
+    pressed = jax.nn.sigmoid(logits) if key_states is None else key_states.astype(jnp.float32)
+    press = key_press_times(pressed, frame_starts(frame_index, frame_age, num_frames))
+    previous = jnp.pad(pressed, ((0, 0), (1, 0), (0, 0)))[:, :-1]
+    held = pressed * previous                                                 # (B, F, 88)
+    # Probability that frame f shows no newly pressed key (computed in log space).
+    no_new_key = jnp.exp(jnp.sum(jnp.log1p(-pressed * (1.0 - previous) + 1e-6), axis=-1))
+    at = frame_index[:, inside]                                               # (B, P)
+    gather = jax.vmap(lambda rows, i: jnp.take(rows, i, axis=0))
+    key_age = jnp.maximum(points[None, :, None] - gather(press, at), 0.0)   # (B, P, 88)
+    held_at = gather(held, at)
+    frame_age_at = frame_age[:, inside] + (points - inside)                  # (B, P)
+    restrike = (held_at * gather(no_new_key, at)[..., None])[..., None] * frame_age_features(
+        frame_age_at, self.sample_rate, self.num_age_features)[:, :, None]  # (B, P, 88, K)
+    x = jnp.concatenate([
+        frame_age_features(key_age, self.sample_rate, self.num_age_features),
+        restrike,
+        held_at[..., None],
+        jnp.broadcast_to(pitch_features(), (*key_age.shape, pitch_features().shape[1])),
+    ], axis=-1)
+    for layer in self.envelope:
+      x = nn.relu(layer(x))
+    harmonics = nn.softplus(self.harmonics(x)) * gather(pressed, at)[..., None]  # (B, P, 88, H)
+    key_of, number = oscillator_bank(self.sample_rate, self.num_harmonics)[1:]
+    flat = harmonics.reshape((*harmonics.shape[:2], -1))
+    return flat[..., key_of * self.num_harmonics + number - 1], logits
 
-  def __call__(self, frames: jax.Array, frame_index: jax.Array,
-               frame_age: jax.Array) -> jax.Array:
+  def __call__(self, frames: jax.Array, frame_index: jax.Array, frame_age: jax.Array,
+               return_key_logits: bool = False,
+               key_states: jax.Array | None = None) -> jax.Array | tuple[jax.Array, jax.Array]:
     """Generates the waveform.
 
     Args:
       frames: uint8 (B, F, H, W); frame_index, frame_age: int32 (B, T) as for the WaveNet.
+      return_key_logits: also return the key reader's (B, F, 88) logits.
+      key_states: play these (B, F, 88) key states in [0, 1] instead of the reader's (training
+        with teacher-forced keys).
 
     Returns:
-      float32 (B, T) audio.
+      float32 (B, T) audio (and the key logits).
     """
     t = frame_index.shape[1]
-    amps = self.control_amplitudes(frames, frame_index, frame_age)     # (B, P, M), P = n + 1
+    amps, logits = self.control_amplitudes(frames, frame_index, frame_age,
+                                           key_states)                     # (B, P, M)
     n = amps.shape[1] - 1
     omega = self._omega()
     starts = np.arange(n) * self.hop
@@ -148,7 +222,8 @@ class ParallelGenerator(nn.Module):
 
     ramp = jnp.asarray(r / self.hop, jnp.float32)
     out = block(start) + ramp * block(delta)
-    return out.reshape(out.shape[0], -1)[:, :t]
+    audio = out.reshape(out.shape[0], -1)[:, :t]
+    return (audio, logits) if return_key_logits else audio
 
   def bucket_logits(self, waveform: jax.Array, scheme: str = "mu_law") -> jax.Array:
     """(B, T) waveform -> (B, T, 256) logits of a discretized Gaussian around it (companded)."""
@@ -183,10 +258,20 @@ def multi_resolution_stft_loss(pred: jax.Array, target: jax.Array,
 
 
 def loss_fn(model: ParallelGenerator, params: Any, batch: dict,
-            config: ml_collections.ConfigDict) -> tuple[jax.Array, dict[str, Any]]:
-  """Weighted L1 + STFT (+ bucket CE) loss of the parallel generator, and its metrics."""
+            config: ml_collections.ConfigDict, train: bool = True) -> tuple[jax.Array,
+                                                                         dict[str, Any]]:
+  """Weighted L1 + STFT + key cross-entropy (+ bucket CE) of the parallel generator, and metrics.
+
+  The key cross-entropy is the key reader's binary cross-entropy against the batch's
+  `frame_keys` (B, F, 88), summed over the 88 keys and averaged over the clip's real frames
+  (`num_frames`); `key_accuracy` is the fraction of those frames whose 88 states are all right.
+  In training with `config.parallel.teacher_forced_keys` the audio comes from the drawn key
+  states; in evaluation (`train=False`) always from the reader's, as in generation.
+  """
   variables = {"params": params}
-  pred = model.apply(variables, batch["frames"], batch["frame_index"], batch["frame_age"])
+  forced = batch["frame_keys"] if train and config.parallel.teacher_forced_keys else None
+  pred, logits = model.apply(variables, batch["frames"], batch["frame_index"],
+                             batch["frame_age"], return_key_logits=True, key_states=forced)
   target = batch["audio"]
   l1 = jnp.mean(jnp.abs(pred - target))
   stft = multi_resolution_stft_loss(pred, target)
@@ -197,11 +282,21 @@ def loss_fn(model: ParallelGenerator, params: Any, batch: dict,
                          method=ParallelGenerator.bucket_logits)
     return jnp.mean(optax.softmax_cross_entropy_with_integer_labels(logits, buckets))
 
+  labels = batch["frame_keys"].astype(jnp.float32)
+  real = (jnp.arange(labels.shape[1])[None] < batch["num_frames"][:, None]).astype(jnp.float32)
+  # Nats per frame (summed over the 88 keys): a mean over keys would leave the reader's gradient
+  # far below the audio terms' and the reader stuck at the keys' base rates.
+  key_ce = jnp.sum(optax.sigmoid_binary_cross_entropy(logits, labels).sum(-1) * real) / jnp.maximum(
+      jnp.sum(real), 1.0)
+  frame_right = jnp.all((logits > 0) == (labels > 0.5), axis=-1).astype(jnp.float32)
+  key_accuracy = jnp.sum(frame_right * real) / jnp.maximum(jnp.sum(real), 1.0)
+
   c = config.parallel
-  objective = c.l1_weight * l1 + c.stft_weight * stft
+  objective = c.l1_weight * l1 + c.stft_weight * stft + c.key_weight * key_ce
   if c.ce_weight > 0:
     objective = objective + c.ce_weight * bucket_ce(pred)
   # The CE of the stopped prediction trains only the distribution's scale, so the reported CE is
   # meaningful even when ce_weight = 0; it is optimized but not part of the reported "loss".
   ce = bucket_ce(jax.lax.stop_gradient(pred))
-  return objective + ce, {"loss": objective, "l1": l1, "stft": stft, "cross_entropy": ce}
+  return objective + ce, {"loss": objective, "l1": l1, "stft": stft, "cross_entropy": ce,
+                          "key_cross_entropy": key_ce, "key_accuracy": key_accuracy}

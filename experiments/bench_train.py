@@ -22,7 +22,7 @@ from absl import app, flags
 from flax import jax_utils
 
 from deepsynth_jax import models, train
-from experiments.configs import cpu, table1
+from experiments.configs import cpu, parallel_cpu, table1
 
 flags.DEFINE_list("configs", ["cpu", "l7_c128", "drop75_l7_c256", "drop75_l10_c512"],
                   "cpu, lL_cC (a WaveNet of L layers x C channels, CPU encoder), parallel, or a "
@@ -38,9 +38,7 @@ def config_for(name: str):
   if name == "cpu":
     return cpu.get_config()
   if name == "parallel":
-    config = cpu.get_config()
-    config.model = "parallel"
-    return config
+    return parallel_cpu.get_config()
   if name.startswith("l") and "_c" in name:
     config = cpu.get_config()
     layers, channels = name[1:].split("_c")
@@ -58,6 +56,8 @@ def synthetic_batch(batch: int, samples: int, frames: int, rng: np.random.Genera
   return {
       "audio": rng.uniform(-0.5, 0.5, (batch, samples)).astype(np.float32),
       "frames": rng.integers(0, 256, (batch, frames, 32, 208)).astype(np.uint8),
+      "frame_keys": (rng.random((batch, frames, 88)) < 0.04).astype(np.uint8),
+      "num_frames": np.full((batch,), frames, np.int32),
       "frame_index": np.tile(index.astype(np.int32), (batch, 1)),
       "frame_age": np.tile(age.astype(np.int32), (batch, 1)),
       "example_id": np.arange(batch, dtype=np.int32),
@@ -87,7 +87,8 @@ def bench(name: str) -> dict:
   return {"config": name, "model": config.model,
           "layers x channels": (f"{config.wavenet.num_layers} x {config.wavenet.channels}"
                                 if config.model == "wavenet" else
-                                f"{config.parallel.num_layers} x {config.parallel.channels}"),
+                                f"{config.parallel.envelope_layers} x "
+                                f"{config.parallel.envelope_hidden} (envelope MLP)"),
           "s/step": seconds, "samples/s": FLAGS.batch * FLAGS.samples / seconds}
 
 

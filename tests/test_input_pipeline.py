@@ -13,6 +13,7 @@ from deepsynth_jax import frames as frames_lib
 from deepsynth_jax import input_pipeline as ip
 
 KEYS = {"audio": (np.float32, (20000,)), "frames": (np.uint8, None),
+        "frame_keys": (np.uint8, None),
         "frame_start": (np.int32, None), "num_frames": (np.int32, ()),
         "frame_index": (np.int32, (20000,)), "frame_age": (np.int32, (20000,)),
         "example_id": (np.int32, ())}
@@ -30,6 +31,7 @@ def check_example(data, ex, length=20000):
       assert ex[key].shape == ((length,) if shape == (20000,) else shape), key
   assert ex["frames"].shape == (data.max_frames, *data.frame_shape)
   assert ex["frame_start"].shape == (data.max_frames,)
+  assert ex["frame_keys"].shape == (data.max_frames, 88)
 
 
 def test_example_matches_song_file(data, data_dir):
@@ -43,6 +45,7 @@ def test_example_matches_song_file(data, data_dir):
       song, start = data.segment(split, i)
       with np.load(os.path.join(data_dir, songs[song]["file"]), allow_pickle=False) as z:
         audio, frames, fs, notes = z["audio"], z["frames"], z["frame_start"], z["notes"]
+        keys = z["frame_keys"]
       want = np.zeros(20000, np.float32)
       chunk = audio[start:start + 20000].astype(np.float32) / 32768
       want[:len(chunk)] = chunk
@@ -53,6 +56,9 @@ def test_example_matches_song_file(data, data_dir):
       np.testing.assert_array_equal(ex["frames"][:n], frames[first:first + n])
       np.testing.assert_array_equal(ex["frames"][n:], np.broadcast_to(frames[first + n - 1],
                                                                       ex["frames"][n:].shape))
+      np.testing.assert_array_equal(ex["frame_keys"][:n], keys[first:first + n])
+      np.testing.assert_array_equal(ex["frame_keys"][n:], np.broadcast_to(
+          keys[first + n - 1], ex["frame_keys"][n:].shape))
       rebased = np.maximum(fs[first:first + n] - start, 0)
       np.testing.assert_array_equal(ex["frame_start"][:n], rebased)
       assert np.all(ex["frame_start"][n:] == 20000)
@@ -141,6 +147,9 @@ def test_crop_windows_are_consistent(data):
       lo = max(int(full["frame_index"][o]) - 1, 0)
       np.testing.assert_array_equal(batch["frame_start"][row, :num],
                                     full["frame_start"][lo:lo + num])
+      np.testing.assert_array_equal(batch["frame_keys"][row, :num],
+                                    full["frame_keys"][lo:lo + num])
+      assert batch["frame_keys"].shape[1] == kept
   assert len(offsets) > 1  # offsets are random
   again = next(data.batches("train", 2, seed=0, epoch=0, crop_samples=crop, process_index=0,
                             process_count=1))

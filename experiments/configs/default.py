@@ -36,14 +36,25 @@ def get_config() -> ml_collections.ConfigDict:
   config.wavenet.audio_dropout = 0.75
 
   config.parallel = ml_collections.ConfigDict()
-  # Channels of the non-autoregressive generator's dilated (non-causal) convolutions.
-  config.parallel.channels = 128
-  # Dilated layers of the parallel generator (dilation doubles each layer).
-  config.parallel.num_layers = 8
-  # Loss weights of the parallel generator: waveform L1, multi-resolution STFT, bucket CE.
+  # The parallel generator (model="parallel") reads the keys off each frame with its own small
+  # key reader and plays them on a learned harmonic instrument; the encoder and conditioning
+  # fields below are the WaveNet's (it uses only conditioning.num_age_features).
+  # Key reader: channels of its conv stages and hidden units of its per-column layer.
+  config.parallel.key_channels = (8, 16, 16)
+  config.parallel.key_hidden = 32
+  # Instrument: MLP (shared by the 88 keys) from a key's age and pitch to its harmonics' amplitudes.
+  config.parallel.envelope_hidden = 64
+  config.parallel.envelope_layers = 2
+  config.parallel.num_harmonics = 6
+  # Loss weights: waveform L1, multi-resolution STFT, bucket CE, and the key reader's
+  # cross-entropy against the key states the simulator drew (0 = learn the keys from audio alone).
   config.parallel.l1_weight = 1.0
   config.parallel.stft_weight = 1.0
   config.parallel.ce_weight = 0.0
+  config.parallel.key_weight = 1.0
+  # Train the instrument on the drawn key states (the reader's are used in evaluation and
+  # generation); False plays the reader's in training too (needed with key_weight = 0).
+  config.parallel.teacher_forced_keys = True
 
   config.encoder = ml_collections.ConfigDict()
   # Output channels of each VGG block (each block ends in a 2x2 max-pool).

@@ -10,8 +10,6 @@ from experiments.configs import cpu
 def get_config():
   config = cpu.get_config()
   config.model = "parallel"
-  config.parallel.channels = 96
-  config.parallel.num_layers = 6
   config.crop_samples = 4000
   config.num_epochs = 20
   config.optimizer.learning_rate = 2e-3
