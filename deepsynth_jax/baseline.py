@@ -175,7 +175,7 @@ def train_classifier(frames: Any, keys: Any, *, steps: int = 700, batch_size: in
     steps, batch_size, learning_rate: optimization (batches are drawn with replacement-free
       shuffles from numpy's default_rng(seed)).
     seed: PRNG seed of the initialization and the batch order.
-    channels, hidden, width_pools: model size (see KeyClassifier).
+    channels, hidden, width_pools: model size (see deepsynth_jax.key_reader.KeyReader).
     velocity: MIDI velocity given to transcribed notes (stored in the config).
     synth_gain: the dataset's FluidSynth gain (manifest synth.gain), stored in the config so that
       `baseline_audio` renders at the dataset's loudness; None = data_gen.synth's default.

@@ -42,7 +42,8 @@ def get_config() -> ml_collections.ConfigDict:
   # Key reader: channels of its conv stages and hidden units of its per-column layer.
   config.parallel.key_channels = (8, 16, 16)
   config.parallel.key_hidden = 32
-  # Instrument: MLP (shared by the 88 keys) from a key's age and pitch to its harmonics' amplitudes.
+  # Instrument: MLP shared by the 88 keys, from (key age, pitch, held, re-strike cue) to the
+  # amplitudes of its harmonics.
   config.parallel.envelope_hidden = 64
   config.parallel.envelope_layers = 2
   config.parallel.num_harmonics = 6
