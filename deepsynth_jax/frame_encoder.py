@@ -72,10 +72,16 @@ class FrameConditioning(nn.Module):
     """(B, F, D) frame features -> (B, F, features) conditioning."""
     x = frame_features
     if self.use_previous_frame:
-      previous = jnp.pad(x, ((0, 0), (1, 0), (0, 0)))[:, :-1]
-      x = jnp.concatenate([x, previous], axis=-1)
+      x = jnp.concatenate([x, previous_frame_rows(x)], axis=-1)
     x = nn.relu(nn.Dense(self.features, name="mix")(x))
     return nn.Dense(self.features, name="out")(x)
+
+
+def previous_frame_rows(per_frame: jax.Array) -> jax.Array:
+  """(B, F, ...) per-frame rows -> the same shape with row f holding row f - 1 (row 0: zeros,
+  "no frame")."""
+  pad = [(0, 0), (1, 0)] + [(0, 0)] * (per_frame.ndim - 2)
+  return jnp.pad(per_frame, pad)[:, :-1]
 
 
 def gather_frames(per_frame: jax.Array, frame_index: jax.Array) -> jax.Array:

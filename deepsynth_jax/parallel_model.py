@@ -44,7 +44,7 @@ import numpy as np
 import optax
 
 from deepsynth_jax import audio as audio_lib
-from deepsynth_jax.frame_encoder import frame_age_features
+from deepsynth_jax.frame_encoder import frame_age_features, gather_frames, previous_frame_rows
 from deepsynth_jax.key_reader import NUM_KEYS, KeyReader
 
 STFT_SIZES = (64, 128, 256, 512)
@@ -98,23 +98,22 @@ def frame_starts(frame_index: jax.Array, frame_age: jax.Array, num_frames: int) 
   return jnp.where(referenced, starts, fallback)
 
 
-def key_press_times(pressed: jax.Array, starts: jax.Array) -> jax.Array:
-  """When each key was pressed, as of each frame: (B, F, 88) press probabilities and (B, F)
+def key_press_times(held: jax.Array, starts: jax.Array) -> jax.Array:
+  """When each key was pressed, as of each frame: (B, F, 88) "held over" probabilities and (B, F)
   frame starts -> float32 (B, F, 88) samples.
 
   A key shown in frames f - 1 and f is the same press (it cannot be seen released between them),
-  so it keeps the press time of frame f - 1; otherwise its press time is frame f's start. With
-  soft probabilities the press time is the expectation under "held" = p[f] p[f - 1].
+  so it keeps the press time of frame f - 1; otherwise its press time is frame f's start. `held`
+  is p[f] p[f - 1] for press probabilities p, so with soft probabilities the press time is the
+  expectation of the two.
   """
-  previous = jnp.pad(pressed, ((0, 0), (1, 0), (0, 0)))[:, :-1]
-  held = pressed * previous
 
   def step(carry, xs):
     h, start = xs
     press = h * carry + (1.0 - h) * start[:, None]
     return press, press
 
-  init = jnp.zeros((pressed.shape[0], pressed.shape[2]), jnp.float32)
+  init = jnp.zeros((held.shape[0], held.shape[2]), jnp.float32)
   _, press = jax.lax.scan(step, init, (jnp.swapaxes(held, 0, 1), starts.T))
   return jnp.swapaxes(press, 0, 1)
 
@@ -164,27 +163,28 @@ class ParallelGenerator(nn.Module):
     inside = np.minimum(points, t - 1)  # the last point(s) may lie past the clip's end
     logits = self.key_logits(frames)
     pressed = jax.nn.sigmoid(logits) if key_states is None else key_states.astype(jnp.float32)
-    press = key_press_times(pressed, frame_starts(frame_index, frame_age, num_frames))
-    previous = jnp.pad(pressed, ((0, 0), (1, 0), (0, 0)))[:, :-1]
+    previous = previous_frame_rows(pressed)
     held = pressed * previous                                                 # (B, F, 88)
+    press = key_press_times(held, frame_starts(frame_index, frame_age, num_frames))
     # Probability that frame f shows no newly pressed key (computed in log space).
     no_new_key = jnp.exp(jnp.sum(jnp.log1p(-pressed * (1.0 - previous) + 1e-6), axis=-1))
     at = frame_index[:, inside]                                               # (B, P)
-    gather = jax.vmap(lambda rows, i: jnp.take(rows, i, axis=0))
-    key_age = jnp.maximum(points[None, :, None] - gather(press, at), 0.0)   # (B, P, 88)
-    held_at = gather(held, at)
+    key_age = jnp.maximum(points[None, :, None] - gather_frames(press, at), 0.0)  # (B, P, 88)
+    held_at = gather_frames(held, at)
     frame_age_at = frame_age[:, inside] + (points - inside)                  # (B, P)
-    restrike = (held_at * gather(no_new_key, at)[..., None])[..., None] * frame_age_features(
+    restrike = (held_at * gather_frames(no_new_key, at)[..., None])[..., None] * frame_age_features(
         frame_age_at, self.sample_rate, self.num_age_features)[:, :, None]  # (B, P, 88, K)
+    pitch = pitch_features()
     x = jnp.concatenate([
         frame_age_features(key_age, self.sample_rate, self.num_age_features),
         restrike,
         held_at[..., None],
-        jnp.broadcast_to(pitch_features(), (*key_age.shape, pitch_features().shape[1])),
+        jnp.broadcast_to(pitch, (*key_age.shape, pitch.shape[1])),
     ], axis=-1)
     for layer in self.envelope:
       x = nn.relu(layer(x))
-    harmonics = nn.softplus(self.harmonics(x)) * gather(pressed, at)[..., None]  # (B, P, 88, H)
+    # (B, P, 88, H): a key the frame does not show pressed is silent.
+    harmonics = nn.softplus(self.harmonics(x)) * gather_frames(pressed, at)[..., None]
     key_of, number = oscillator_bank(self.sample_rate, self.num_harmonics)[1:]
     flat = harmonics.reshape((*harmonics.shape[:2], -1))
     return flat[..., key_of * self.num_harmonics + number - 1], logits
@@ -284,12 +284,12 @@ def loss_fn(model: ParallelGenerator, params: Any, batch: dict,
 
   labels = batch["frame_keys"].astype(jnp.float32)
   real = (jnp.arange(labels.shape[1])[None] < batch["num_frames"][:, None]).astype(jnp.float32)
+  num_real = jnp.maximum(jnp.sum(real), 1.0)
   # Nats per frame (summed over the 88 keys): a mean over keys would leave the reader's gradient
   # far below the audio terms' and the reader stuck at the keys' base rates.
-  key_ce = jnp.sum(optax.sigmoid_binary_cross_entropy(logits, labels).sum(-1) * real) / jnp.maximum(
-      jnp.sum(real), 1.0)
+  key_ce = jnp.sum(optax.sigmoid_binary_cross_entropy(logits, labels).sum(-1) * real) / num_real
   frame_right = jnp.all((logits > 0) == (labels > 0.5), axis=-1).astype(jnp.float32)
-  key_accuracy = jnp.sum(frame_right * real) / jnp.maximum(jnp.sum(real), 1.0)
+  key_accuracy = jnp.sum(frame_right * real) / num_real
 
   c = config.parallel
   objective = c.l1_weight * l1 + c.stft_weight * stft + c.key_weight * key_ce

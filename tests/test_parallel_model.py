@@ -10,6 +10,7 @@ import pytest
 from deepsynth_jax import frames as frames_lib
 from deepsynth_jax import models
 from deepsynth_jax import parallel_model as pm
+from deepsynth_jax.frame_encoder import previous_frame_rows
 from experiments.configs import test as test_config
 
 
@@ -35,14 +36,30 @@ def test_key_press_times_follow_held_keys():
   pressed[0, 0:3, 0] = 1
   pressed[0, [1, 3], 1] = 1
   starts = np.array([[0.0, 100.0, 250.0, 400.0]], np.float32)
-  press = np.asarray(pm.key_press_times(jnp.asarray(pressed), jnp.asarray(starts)))
+  press = np.asarray(pm.key_press_times(_held(pressed), jnp.asarray(starts)))
   np.testing.assert_array_equal(press[0, :3, 0], [0, 0, 0])
   np.testing.assert_array_equal(press[0, [1, 3], 1], [100, 400])
   # A soft "held" interpolates between the two answers.
   half = pressed.copy()
   half[0, 1, 0] = 0.5
-  soft = np.asarray(pm.key_press_times(jnp.asarray(half), jnp.asarray(starts)))
+  soft = np.asarray(pm.key_press_times(_held(half), jnp.asarray(starts)))
   assert soft[0, 1, 0] == pytest.approx(0.5 * 0 + 0.5 * 100)
+
+
+def _held(pressed: np.ndarray) -> jax.Array:
+  """p[f] p[f - 1]: the probability that each key is held over from the previous frame."""
+  p = jnp.asarray(pressed)
+  return p * previous_frame_rows(p)
+
+
+def _read_keys_regardless_of_image(params, key_bias: np.ndarray):
+  """Makes the key reader's logits independent of the image: the bias alone says which keys
+  sound; and makes the untrained instrument audible."""
+  reader = params["key_reader"]["Dense_2"]
+  reader["kernel"] = jnp.zeros_like(reader["kernel"])
+  reader["bias"] = jnp.asarray(key_bias, jnp.float32)
+  params["harmonics"]["bias"] = jnp.ones_like(params["harmonics"]["bias"])
+  return params
 
 
 def _model_and_params(key_bias: np.ndarray, t: int = 1024):
@@ -53,12 +70,7 @@ def _model_and_params(key_bias: np.ndarray, t: int = 1024):
   index, age = frames_lib.frame_index_and_age(np.array([0, 200]), t)
   inputs = (jnp.asarray(frames), jnp.asarray(index[None]), jnp.asarray(age[None]))
   params = jax.jit(model.init)(jax.random.PRNGKey(0), *inputs)["params"]
-  # Make the key reader's logits independent of the image: the bias alone says which keys sound.
-  reader = params["key_reader"]
-  reader["Dense_2"]["kernel"] = jnp.zeros_like(reader["Dense_2"]["kernel"])
-  reader["Dense_2"]["bias"] = jnp.asarray(key_bias, jnp.float32)
-  params["harmonics"]["bias"] = jnp.ones_like(params["harmonics"]["bias"])  # audible
-  return model, params, inputs
+  return model, _read_keys_regardless_of_image(params, key_bias), inputs
 
 
 def test_keys_not_shown_pressed_are_silent():
@@ -84,13 +96,19 @@ def test_a_pressed_key_sounds_at_its_pitch(key):
   assert np.any(np.abs(peaks - fundamental) < 3)
 
 
-def test_loss_reports_key_reading_and_trains_on_key_labels(data):
+@pytest.fixture
+def parallel_run(data):
+  """(config, model, initial params, a cropped training batch as jax arrays) of the test config."""
   config = test_config.get_config()
   config.model = "parallel"
   model = models.build_model(config)
   batch = next(data.batches("train", 2, seed=0, epoch=0, crop_samples=512))
   params = models.init_params(model, config, jax.random.PRNGKey(0), batch)
-  batch = {k: jnp.asarray(v) for k, v in batch.items()}
+  return config, model, params, {k: jnp.asarray(v) for k, v in batch.items()}
+
+
+def test_loss_reports_key_reading_and_trains_on_key_labels(parallel_run):
+  config, model, params, batch = parallel_run
   loss, metrics = models.loss_fn(model, params, batch, config, train=True)
   assert np.isfinite(float(loss))
   assert 0.0 <= float(metrics["key_accuracy"]) <= 1.0
@@ -109,17 +127,10 @@ def test_loss_reports_key_reading_and_trains_on_key_labels(data):
   assert float(jnp.abs(reader_grad(0.0, False)).max()) > 0.0
 
 
-def test_evaluation_plays_the_reader_keys_not_the_labels(data):
-  config = test_config.get_config()
-  config.model = "parallel"
-  model = models.build_model(config)
-  batch = next(data.batches("train", 2, seed=0, epoch=0, crop_samples=512))
-  params = models.init_params(model, config, jax.random.PRNGKey(0), batch)
-  params["harmonics"]["bias"] = jnp.ones_like(params["harmonics"]["bias"])
-  reader = params["key_reader"]["Dense_2"]
-  reader["kernel"] = jnp.zeros_like(reader["kernel"])
-  reader["bias"] = jnp.full_like(reader["bias"], -30.0)  # reads every key as up: silence
-  batch = {k: jnp.asarray(v) for k, v in batch.items()}
+def test_evaluation_plays_the_reader_keys_not_the_labels(parallel_run):
+  config, model, params, batch = parallel_run
+  # The reader reads every key as up: the reader's keys give silence.
+  params = _read_keys_regardless_of_image(params, np.full(88, -30.0))
   assert batch["frame_keys"].any()
   _, trained = models.loss_fn(model, params, batch, config, train=True)
   _, evaluated = models.loss_fn(model, params, batch, config, train=False)
