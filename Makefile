@@ -5,7 +5,7 @@ ARGS ?=
 # pmap is tested on two simulated CPU devices.
 TEST_ENV := XLA_FLAGS=--xla_force_host_platform_device_count=2 JAX_PLATFORMS=cpu
 
-.PHONY: setup demo test lint bench clean-demo
+.PHONY: setup demo test lint bench clean-demo play
 
 .venv/.setup-done: requirements.txt setup.cfg scripts/setup.sh
 	bash scripts/setup.sh
@@ -15,12 +15,20 @@ setup: .venv/.setup-done
 demo: setup
 	$(PY) -m experiments.demo $(ARGS)
 
+# The browser instrument: a local web server (127.0.0.1) playing the shipped models live.
+play: setup
+	$(PY) -m deepsynth_jax.instrument $(ARGS)
+
+# The import layers (setup.cfg [importlinter]) first: a module importing a layer above its own
+# fails the suite before any test runs.
 test: setup
+	.venv/bin/lint-imports
 	$(TEST_ENV) $(PY) -m pytest $(ARGS)
 
 lint: setup
 	.venv/bin/ruff check .
 
+# Each benchmark measures the fp32 matmul peak in its own process and prints its figures beside it.
 bench: setup
 	$(PY) -m experiments.bench_dataset
 	$(PY) -m experiments.bench_train

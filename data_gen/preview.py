@@ -13,7 +13,7 @@ import os
 
 import numpy as np
 
-from deepsynth_jax import audio as audio_lib
+from data_gen import store, wav
 
 _NAMES = ("C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B")
 
@@ -48,22 +48,20 @@ def make_figures(data_dir: str, out_dir: str, song: int = 0, segment: int | None
   matplotlib.use("Agg")
   import matplotlib.pyplot as plt
 
-  from deepsynth_jax import input_pipeline
-
-  data = input_pipeline.load_dataset(data_dir, verify=False)
-  sr = data.sample_rate
-  entry = data.manifest["songs"][song]
+  manifest = store.read_manifest(data_dir)
+  sr = int(manifest["sample_rate"])
+  entry = manifest["songs"][song]
   with np.load(os.path.join(data_dir, entry["file"]), allow_pickle=False) as z:
-    audio = audio_lib.pcm16_to_float(z["audio"])
+    audio = wav.pcm16_to_float(z["audio"])
     frames, frame_start, frame_keys, notes = z["frames"], z["frame_start"], z["frame_keys"], \
         z["notes"]
   os.makedirs(out_dir, exist_ok=True)
-  t = data.segment_samples
+  t = int(manifest["segment_samples"])
   if segment is None:  # the segment with the most frames
-    starts = np.arange(0, max(len(audio) - t, 1), data.manifest["hop_samples"])
+    starts = np.arange(0, max(len(audio) - t, 1), manifest["hop_samples"])
     counts = np.searchsorted(frame_start, starts + t) - np.searchsorted(frame_start, starts)
     segment = int(np.argmax(counts))
-  start = int(segment * data.manifest["hop_samples"])
+  start = int(segment * manifest["hop_samples"])
   in_seg = np.flatnonzero((frame_start >= start) & (frame_start < start + t))
   paths = []
 
@@ -103,14 +101,14 @@ def make_figures(data_dir: str, out_dir: str, song: int = 0, segment: int | None
 
   # Figure 3: one note's attack and decay, the note heard most alone in the dataset.
   best = (-2.0, song, 0)
-  for k, e in enumerate(data.manifest["songs"]):
+  for k, e in enumerate(manifest["songs"]):
     with np.load(os.path.join(data_dir, e["file"]), allow_pickle=False) as z:
       i, score = isolated_note(z["notes"], sr)
     best = max(best, (score, -k, i))
   note_song, i = -best[1], best[2]
-  note_entry = data.manifest["songs"][note_song]
+  note_entry = manifest["songs"][note_song]
   with np.load(os.path.join(data_dir, note_entry["file"]), allow_pickle=False) as z:
-    audio, notes = audio_lib.pcm16_to_float(z["audio"]), z["notes"]
+    audio, notes = wav.pcm16_to_float(z["audio"]), z["notes"]
   onset, offset, pitch, vel = (int(x) for x in notes[i])
   later = notes[:, 0][notes[:, 0] > onset]
   end = min(int(later.min()) if len(later) else len(audio), onset + 3 * sr, len(audio))

@@ -90,3 +90,14 @@ def save_npz(path: str, arrays: dict[str, np.ndarray]) -> None:
         with zf.open(info, "w", force_zip64=True) as member:
           np.lib.format.write_array(member, np.ascontiguousarray(arr), allow_pickle=False)
   _atomic(path, write)
+
+
+def read_manifest(data_dir: str) -> dict:
+  """The dataset's manifest.json (see docs/DATA_FORMAT.md); ValueError naming the fix if absent."""
+  path = os.path.join(data_dir, "manifest.json")
+  try:
+    with open(path) as f:
+      return json.load(f)
+  except (OSError, ValueError) as e:
+    raise ValueError(f"{path} cannot be read ({e}); build the dataset with "
+                     f"`python -m data_gen.make_dataset --out_dir={data_dir}`") from None

@@ -24,7 +24,7 @@ import os
 
 import numpy as np
 
-from deepsynth_jax import audio as audio_lib
+from data_gen import wav
 
 DEFAULT_SOUNDFONT = "/usr/share/sounds/sf2/FluidR3_GM.sf2"
 BANK, PRESET = 0, 0
@@ -211,4 +211,4 @@ def render_notes(notes: np.ndarray, sample_rate: int, settings: SynthSettings = 
   out = np.concatenate(pieces)
   out = np.pad(out, (0, max(0, n_out - len(out))))[:n_out]
   clipped = int(np.sum(np.abs(out) > 1.0))
-  return audio_lib.float_to_pcm16(out), {"clipped_samples": clipped}
+  return wav.float_to_pcm16(out), {"clipped_samples": clipped}

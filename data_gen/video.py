@@ -16,8 +16,8 @@ import tempfile
 
 import numpy as np
 
-from deepsynth_jax import audio as audio_lib
-from deepsynth_jax import frames as frames_lib
+from data_gen import frame_timing, store
+from data_gen import wav as wav_io
 
 MUX_SAMPLE_RATE = 16000
 
@@ -25,7 +25,7 @@ MUX_SAMPLE_RATE = 16000
 def video_frame_indices(frame_start: np.ndarray, num_samples: int, sample_rate: int,
                         fps: float) -> np.ndarray:
   """int64 (V,): for each video frame at 1/fps spacing, the index of the current keyboard frame."""
-  starts = frames_lib.validate_frame_start(frame_start, num_samples)
+  starts = frame_timing.validate_frame_start(frame_start, num_samples)
   count = max(1, int(np.ceil(num_samples * fps / sample_rate)))
   times = np.floor(np.arange(count) * (sample_rate / fps)).astype(np.int64)
   return np.searchsorted(starts, times, side="right") - 1
@@ -77,7 +77,7 @@ def write_mp4(path: str, frames: np.ndarray, frame_start: np.ndarray, sample_rat
       fd, wav = tempfile.mkstemp(prefix=".audio.", suffix=".wav", dir=folder)
       os.close(fd)
       up = soxr.resample(audio.astype(np.float64), int(sample_rate), MUX_SAMPLE_RATE)
-      audio_lib.write_wav(wav, up, MUX_SAMPLE_RATE)
+      wav_io.write_wav(wav, up, MUX_SAMPLE_RATE)
     writer = imageio_ffmpeg.write_frames(
         tmp, (pw, ph), pix_fmt_in="gray", fps=fps, codec="libx264", macro_block_size=1,
         ffmpeg_log_level="error", audio_path=wav, audio_codec="aac" if wav else None,
@@ -103,11 +103,13 @@ def main(argv):
   del argv
   from absl import flags
 
-  from deepsynth_jax import input_pipeline
-
   f = flags.FLAGS
-  data = input_pipeline.load_dataset(f.data_dir, verify=False)
-  songs = data.manifest["songs"]
+  try:
+    manifest = store.read_manifest(f.data_dir)
+  except ValueError as e:
+    raise SystemExit(f"error: {e}") from None
+  sample_rate = int(manifest["sample_rate"])
+  songs = manifest["songs"]
   ids = [s["id"] for s in songs]
   song = int(f.song) if f.song.isdigit() else ids.index(f.song) if f.song in ids else None
   if song is None or not 0 <= song < len(songs):
@@ -115,10 +117,10 @@ def main(argv):
                      f"or one of: {', '.join(ids)}")
   with np.load(os.path.join(f.data_dir, songs[song]["file"]), allow_pickle=False) as z:
     frames, frame_start, pcm = z["frames"], z["frame_start"], z["audio"]
-  audio = audio_lib.pcm16_to_float(pcm)
-  write_mp4(f.out, frames, frame_start, data.sample_rate, fps=f.fps,
+  audio = wav_io.pcm16_to_float(pcm)
+  write_mp4(f.out, frames, frame_start, sample_rate, fps=f.fps,
             audio=audio if f.audio else None, scale=f.scale, num_samples=len(audio))
-  print(f"wrote {f.out} ({ids[song]}, {len(audio) / data.sample_rate:.1f} s)")
+  print(f"wrote {f.out} ({ids[song]}, {len(audio) / sample_rate:.1f} s)")
 
 
 if __name__ == "__main__":

@@ -4,144 +4,44 @@
   audio = deepsynth_jax.sample(frames, frame_times, checkpoint="runs/cpu")        # sparse frames
   audio = deepsynth_jax.sample(video_rgb, fps=30, checkpoint="runs/cpu", seconds=4.0)  # video
 
-Two ways to give the video of ONE clip (for batches of clips use `deepsynth_jax.sampler.generate`):
+Two ways to give the video of ONE clip (for batches of clips use `deepsynth_jax.runs.Run.generate`):
 
 - sparse frames, the dataset's format: `frames` uint8 (F, H, W) grayscale at the model's frame size
   and `frame_times` (F,): the SAMPLE INDEX (at the model's sample rate, 4 kHz) at which each frame
   becomes current; `frame_times[0] == 0`, strictly increasing (for times in seconds use
-  `deepsynth_jax.frames.frame_start_from_times(seconds, 4000)`);
+  `data_gen.frame_timing.frame_start_from_times(seconds, 4000)`);
 - dense video: `frames` uint8 (F, H, W) or RGB (F, H, W, 3) at `fps` frames per second; frame f
   becomes current at sample round(f * sample_rate / fps). RGB frames are converted to grayscale
   and frames of another size are resized (PIL, bilinear with antialiasing) to the model's size.
 
 The model comes from a run directory (`checkpoint`, its best checkpoint and run.json; loaded once
-per process and cached) or from `params` + `config` (the run's config; 4 kHz data assumed). The
-WaveNet is sampled autoregressively (`deepsynth_jax.sampler`); the parallel model
-(config.model == "parallel") in one forward pass (temperature, seed and greedy do not apply).
-Compilation happens once per model and padded input shape (frames are padded to a power of two
->= 16, the WaveNet's length to a multiple of 0.25 s), so repeated calls are fast.
+per process and cached) or from `params` + `config` (the run's config; 4 kHz data assumed). Audio
+comes from the model's `Generator.generate` (`deepsynth_jax.models`): an autoregressive model
+(the WaveNet) is sampled one sample at a time by its `lax.scan` decoder; KeySynth generates the
+clip in one forward pass (temperature, seed and greedy do not apply). Compilation happens once
+per model and padded input shape (frames are padded to a power of two >= 16, an autoregressive
+model's length to a multiple of 0.25 s), so repeated calls are fast.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import functools
 import math
-import os
 from typing import Any
 
-import jax
-import jax.numpy as jnp
 import ml_collections
 import numpy as np
+from PIL import Image
 
-from deepsynth_jax import checkpointing, models, sampler
-from deepsynth_jax import frames as frames_lib
+from data_gen import frame_timing
+from deepsynth_jax import models, runs
+from deepsynth_jax.runs import Run, clear_cache, load_run  # noqa: F401 (public API)
 
-# Assumed for `params` + `config` without a run directory (the dataset's default).
-DEFAULT_SAMPLE_RATE = 4000
 # Frames are padded to a power of two, at least this many (a 5 s segment has ~15 sparse frames).
 MIN_PADDED_FRAMES = 16
-# Length of a sparse-frame clip when `seconds` is not given (the dataset's segment length); it is
-# extended to 1 s past the last frame when that is later.
-DEFAULT_SECONDS = 5.0
 
 
 class SampleInputError(ValueError):
   """Arguments of `sample` that cannot be used; the message says what was expected."""
-
-
-@dataclasses.dataclass(frozen=True)
-class Run:
-  """A model ready to sample: its config, module, parameters and data facts."""
-
-  config: ml_collections.ConfigDict
-  model: Any
-  params: Any
-  sample_rate: int
-  frame_shape: tuple[int, int] | None  # (H, W) it was trained on, when known
-  segment_samples: int
-  step: int | None  # training step of the checkpoint, when loaded from a run
-
-
-def load_run(workdir: str) -> Run:
-  """The best checkpoint of a run directory (cached per absolute path for the process).
-
-  Raises:
-    checkpointing.CheckpointError: not a DeepSynth run, or no checkpoint yet.
-  """
-  path = os.path.abspath(os.path.expanduser(str(workdir)))
-  if os.path.isfile(path):
-    raise checkpointing.CheckpointError(
-        f"checkpoint {workdir} is a file; pass the run directory (the --workdir of "
-        "python -m deepsynth_jax.train) that holds run.json")
-  if not os.path.isdir(path):
-    raise checkpointing.CheckpointError(
-        f"checkpoint {workdir} does not exist; pass the --workdir of a trained run "
-        "(python -m deepsynth_jax.train --config=... --workdir=...)")
-  return _load_run_cached(path)
-
-
-@functools.lru_cache(maxsize=8)
-def _load_run_cached(path: str) -> Run:
-  record = checkpointing.read_run_record(path)
-  config = checkpointing.config_from_record(record)
-  facts = record.get("data", {})
-  sample_rate = int(facts.get("sample_rate", DEFAULT_SAMPLE_RATE))
-  ckpts = checkpointing.RunCheckpoints(path, read_only=True)
-  try:
-    params, progress = ckpts.restore_best_params()
-  finally:
-    ckpts.close()
-  frame_shape = None
-  if "frame_height" in facts and "frame_width" in facts:
-    frame_shape = (int(facts["frame_height"]), int(facts["frame_width"]))
-  segment = int(facts.get("segment_samples", round(DEFAULT_SECONDS * sample_rate)))
-  step = progress.get("best_step", progress.get("step")) if isinstance(progress, dict) else None
-  run = Run(config=config, model=models.build_model(config, sample_rate),
-            params=jax.device_put(params), sample_rate=sample_rate, frame_shape=frame_shape,
-            segment_samples=segment, step=None if step is None else int(step))
-  mismatch = _params_mismatch(run)
-  if mismatch:
-    raise checkpointing.CheckpointError(
-        f"the checkpoint in {path} does not fit the config in its run.json ({mismatch}); the "
-        "run's files are mixed up: put back the run.json it was trained with, or re-train")
-  return run
-
-
-def _params_mismatch(run: Run) -> str | None:
-  """Why `run.params` do not fit `run.model` (traced on a tiny input, nothing runs), or None."""
-  import flax.errors
-
-  if run.frame_shape is None:
-    return None
-  t = 64
-  frames = jax.ShapeDtypeStruct((1, 1, *run.frame_shape), jnp.uint8)
-  index = jax.ShapeDtypeStruct((1, t), jnp.int32)
-  inputs = (frames, index, index) if run.config.model == "parallel" else (index, frames, index,
-                                                                           index)
-  try:
-    jax.eval_shape(lambda p, *x: run.model.apply({"params": p}, *x), run.params, *inputs)
-  except flax.errors.FlaxError as e:
-    return _first_sentence(e)
-  return None
-
-
-def _first_sentence(e: BaseException) -> str:
-  return " ".join(str(e).split(" (https://")[0].split())
-
-
-def run_from_params(params: Any, config: ml_collections.ConfigDict,
-                    sample_rate: int = DEFAULT_SAMPLE_RATE) -> Run:
-  """A `Run` from parameters and their config (no run directory)."""
-  return Run(config=config, model=models.build_model(config, sample_rate), params=params,
-             sample_rate=sample_rate, frame_shape=None,
-             segment_samples=round(DEFAULT_SECONDS * sample_rate), step=None)
-
-
-def clear_cache() -> None:
-  """Forgets loaded runs (e.g. after a run saved a better checkpoint)."""
-  _load_run_cached.cache_clear()
 
 
 def sample(frames: Any, frame_times: Any = None, fps: float | None = None, *,
@@ -171,45 +71,19 @@ def sample(frames: Any, frame_times: Any = None, fps: float | None = None, *,
       missing/duplicate model arguments.
     checkpointing.CheckpointError: `checkpoint` is not a run directory or has no checkpoint.
   """
-  import flax.errors
-
   run = _resolve_run(checkpoint, params, config)
   frames = _as_frames(frames, dense=fps is not None)
   starts, num_samples = _frame_starts(frames.shape[0], frame_times, fps, seconds, run)
   frames = _fit_frame_size(frames, run, dense=fps is not None)
   keep = int(np.sum(starts < num_samples))  # frames that become current inside the clip
   frames, starts = frames[:keep], starts[:keep]
-  index, age = frames_lib.frame_index_and_age(starts, num_samples)
+  index, age = frame_timing.frame_index_and_age(starts, num_samples)
   _check_sampling_args(temperature, seed)
-  try:
-    if run.config.model == "parallel":
-      return parallel_audio(run, frames[None], index[None], age[None])[0]
-    padded_frames, padded_index, padded_age = _pad_for_compilation(frames, index, age,
-                                                                   run.sample_rate)
-    out = sampler.generate(run.model, run.params, padded_frames[None], padded_index[None],
-                           padded_age[None], temperature=temperature, seed=seed, greedy=greedy,
-                           quantization=run.config.quantization)
-  except flax.errors.FlaxError as e:  # parameters of another architecture than the config's
-    raise SampleInputError(f"params do not fit config ({_first_sentence(e)}); pass the config "
-                           "the params were trained with (the run's run.json), or "
-                           "checkpoint=<run directory>") from None
-  # Bucket centres are within [-1, 1] up to float32 rounding of the mu-law expansion.
-  return np.clip(np.asarray(out.audio[0, :num_samples], np.float32), -1.0, 1.0)
-
-
-def parallel_audio(run: Run, frames: Any, frame_index: Any, frame_age: Any) -> np.ndarray:
-  """The parallel model's audio, float32 (B, T) clipped to [-1, 1], in one forward pass.
-
-  frames uint8 (B, F, H, W); frame_index, frame_age int32 (B, T).
-  """
-  audio = _parallel_forward(run.model, run.params, jnp.asarray(frames),
-                            jnp.asarray(frame_index, jnp.int32), jnp.asarray(frame_age, jnp.int32))
-  return np.clip(np.asarray(audio, np.float32), -1.0, 1.0)
-
-
-@functools.partial(jax.jit, static_argnames=("model",))
-def _parallel_forward(model, params, frames, frame_index, frame_age):
-  return model.apply({"params": params}, frames, frame_index, frame_age)
+  if run.generator.autoregressive:  # a scan per length: pad so that lengths recur
+    frames, index, age = _pad_for_compilation(frames, index, age, run.sample_rate)
+  audio, _ = run.generate(frames[None], index[None], age[None], temperature=temperature,
+                          seed=seed, greedy=greedy)
+  return audio[0, :num_samples]
 
 
 # ---- argument checks -------------------------------------------------------------------------
@@ -224,10 +98,10 @@ def _resolve_run(checkpoint, params, config) -> Run:
   if params is None or config is None:
     raise SampleInputError("no model: pass checkpoint=<run directory> (a trained --workdir), or "
                            "both params= and config=")
-  if config.get("model") not in models.MODELS:
+  if config.get("model") not in models.REGISTRY:
     raise SampleInputError(f"config.model is {config.get('model')!r}; expected one of "
-                           f"{models.MODELS} (pass the run's config)")
-  return run_from_params(params, config)
+                           f"{', '.join(sorted(models.REGISTRY))} (pass the run's config)")
+  return runs.run_from_params(params, config)
 
 
 def _check_sampling_args(temperature, seed) -> None:
@@ -296,14 +170,14 @@ def _frame_starts(num_frames: int, frame_times: Any, fps: Any, seconds: Any,
     if np.any(np.abs(times) >= 2.0 ** 53):
       raise SampleInputError("frame_times are too large to be sample indices; pass sample "
                              f"indices at {rate} Hz (for seconds use "
-                             f"deepsynth_jax.frames.frame_start_from_times(times, {rate}))")
+                             f"data_gen.frame_timing.frame_start_from_times(times, {rate}))")
     if np.any(times != np.round(times)):
       raise SampleInputError(
           f"frame_times are sample indices at {rate} Hz and must be whole numbers; for times in "
-          f"seconds pass deepsynth_jax.frames.frame_start_from_times(times, {rate})")
+          f"seconds pass data_gen.frame_timing.frame_start_from_times(times, {rate})")
   starts = times.astype(np.int64)
   try:
-    frames_lib.validate_frame_start(starts, max(int(starts.max()) + 1, 1))
+    frame_timing.validate_frame_start(starts, max(int(starts.max()) + 1, 1))
   except ValueError as e:
     raise SampleInputError(f"frame_times: {e}") from None
   if seconds is None:
@@ -346,8 +220,6 @@ def _pad_for_compilation(frames: np.ndarray, index: np.ndarray, age: np.ndarray,
 
 
 def _to_gray_resized(frames: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-  from PIL import Image
-
   h, w = size
   out = np.empty((frames.shape[0], h, w), np.uint8)
   for i, frame in enumerate(frames):
@@ -359,21 +231,17 @@ def _to_gray_resized(frames: np.ndarray, size: tuple[int, int]) -> np.ndarray:
 
 
 def _check_encoder_input(size: tuple[int, int], run: Run) -> None:
-  """Frames of (H, W) must fit the frame encoder's parameters (traced only, nothing runs)."""
-  import flax.errors
-
+  """Frames of (H, W) must fit the model's parameters (traced only, nothing runs)."""
   if run.frame_shape is not None and tuple(size) == run.frame_shape:
     return  # checked when the run was loaded
-  frames = jax.ShapeDtypeStruct((1, 1, *size), jnp.uint8)
-  try:
-    jax.eval_shape(lambda p, f: run.model.apply({"params": p}, f, method=lambda m, x: m.encoder(x)),
-                   run.params, frames)
-  except flax.errors.FlaxError as e:
-    if "/encoder" not in str(e):  # setup() builds every layer: another part does not fit
-      raise SampleInputError(f"params do not fit config ({_first_sentence(e)}); pass the config "
-                             "the params were trained with (the run's run.json), or "
-                             "checkpoint=<run directory>") from None
-    known = f" ({run.frame_shape[0]} x {run.frame_shape[1]})" if run.frame_shape else ""
-    raise SampleInputError(f"frames of {size[0]} x {size[1]} pixels do not fit this model, which "
-                           f"was trained on another frame size{known}; pass frames of that size "
-                           "(or dense video with fps=, which is resized)") from None
+  mismatch = run.generator.params_mismatch(run.params, tuple(size))
+  if mismatch is None:
+    return
+  if run.frame_shape is None:  # params + config: either may be what does not fit
+    raise SampleInputError(f"params do not fit config on frames of {size[0]} x {size[1]} pixels "
+                           f"({mismatch}); pass the config the params were trained with (the "
+                           "run's run.json) and frames of the size they were trained on, or "
+                           "checkpoint=<run directory>")
+  raise SampleInputError(f"frames of {size[0]} x {size[1]} pixels do not fit this model, which "
+                         f"was trained on {run.frame_shape[0]} x {run.frame_shape[1]} frames; pass "
+                         "frames of that size (or dense video with fps=, which is resized)")

@@ -1,15 +1,18 @@
-"""Audio quantization and WAV I/O.
+"""Audio quantization: float waveforms <-> 256 buckets.
 
 Waveforms are float32 in [-1, 1] at the dataset's sample rate (4 kHz by default). The model predicts
 each sample as one of `NUM_BUCKETS` = 256 buckets (0..255), mu-law companded by default or linear.
 Works on numpy and jax arrays alike (the functions only use array methods shared by both).
+Teacher-forced autoregressive models read the previous sample as a token: its bucket, or
+`NO_AUDIO` where it is unknown or dropped (`audio_input_tokens`).
 """
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
+import jax
+import jax.numpy as jnp
 import numpy as np
 
 NUM_BUCKETS = 256
@@ -20,10 +23,9 @@ Array = Any  # np.ndarray or jax.Array
 
 
 def _xp(x: Array):
-  """numpy for numpy inputs, jax.numpy for jax arrays (without importing jax eagerly)."""
+  """numpy for numpy inputs, jax.numpy for jax arrays and tracers."""
   if isinstance(x, np.ndarray) or np.isscalar(x):
     return np
-  import jax.numpy as jnp
   return jnp
 
 
@@ -50,23 +52,27 @@ def dequantize(buckets: Array, scheme: str = "mu_law") -> Array:
   return x.astype(xp.float32)
 
 
-def pcm16_to_float(pcm: np.ndarray) -> np.ndarray:
-  """int16 PCM -> float32 in [-1, 1)."""
-  return (np.asarray(pcm, np.int16).astype(np.float32) / 32768.0).astype(np.float32)
+NO_AUDIO = NUM_BUCKETS  # token for "previous sample unknown / dropped"
+NUM_TOKENS = NUM_BUCKETS + 1  # the autoregressive models' input vocabulary
 
 
-def float_to_pcm16(audio: np.ndarray) -> np.ndarray:
-  """float audio in [-1, 1] -> int16 PCM (clipped, rounded)."""
-  return np.clip(np.round(np.asarray(audio, np.float64) * 32767.0), -32768, 32767).astype(np.int16)
+def audio_input_tokens(buckets: Array, dropout_rate: float = 0.0,
+                       rng: Array | None = None) -> Array:
+  """Model input tokens for teacher forcing: the previous sample's bucket, with dropout.
 
+  Args:
+    buckets: int32 (B, T) true buckets 0..255.
+    dropout_rate: probability p of replacing each input token by NO_AUDIO (training only).
+    rng: (B,) per-example PRNG keys (required when dropout_rate > 0); keying per example makes
+      the mask independent of how the batch is split across devices.
 
-def write_wav(path: str, audio: np.ndarray, sample_rate: int) -> None:
-  """Writes mono float audio as 16-bit PCM WAV, atomically (temp file + rename)."""
-  from scipy.io import wavfile
-
-  audio = np.asarray(audio)
-  if audio.ndim != 1:
-    raise ValueError(f"write_wav expects mono audio of shape (T,), got {audio.shape}")
-  tmp = f"{path}.tmp-{os.getpid()}"
-  wavfile.write(tmp, int(sample_rate), float_to_pcm16(audio))
-  os.replace(tmp, path)
+  Returns:
+    int32 (B, T): token t is bucket t-1 (NO_AUDIO at t = 0), possibly dropped.
+  """
+  tokens = jnp.pad(buckets, ((0, 0), (1, 0)), constant_values=NO_AUDIO)[:, :-1]
+  if dropout_rate > 0.0:
+    if rng is None:
+      raise ValueError("audio-input dropout needs per-example rng keys")
+    keep = jax.vmap(lambda k: jax.random.bernoulli(k, 1.0 - dropout_rate, tokens.shape[1:]))(rng)
+    tokens = jnp.where(keep, tokens, NO_AUDIO)
+  return tokens

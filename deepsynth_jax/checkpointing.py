@@ -24,6 +24,10 @@ import ml_collections
 import orbax.checkpoint as ocp
 
 RUN_RECORD = "run.json"
+# Config fields that set the learning-rate schedule (its total steps or its shape).
+SCHEDULE_FIELDS = ("batch_size", "max_steps", "num_epochs", "optimizer")
+# Config fields a resume may change: they do not change what is computed.
+RESUME_MAY_CHANGE = ("data_dir", "log_every_steps", "prefetch_batches")
 
 
 class CheckpointError(ValueError):
@@ -63,8 +67,16 @@ def _check_no_foreign_files(workdir: str) -> None:
                           f"has {shown}); pass a new or empty --workdir")
 
 
-def write_run_record(workdir: str, config: ml_collections.ConfigDict, data_facts: dict) -> dict:
+def write_run_record(workdir: str, config: ml_collections.ConfigDict, data_facts: dict,
+                     learned_from: dict | None = None) -> dict:
   """Writes run.json, or checks that an existing one matches this config (resume).
+
+  `learned_from` records what the model learned from (see `learned_from`): whether it read the
+  simulator's key labels (`uses_key_labels`) and the frame mode of its training video
+  (`frame_mode`: "sparse", "fps:N", or several joined by "+").
+
+  A resume may change only `RESUME_MAY_CHANGE`; in particular a changed `max_steps` (or any of
+  `SCHEDULE_FIELDS`) would silently change the learning-rate schedule mid-run, so it is refused.
 
   Raises:
     CheckpointError: the workdir holds a run of another configuration or dataset, holds someone
@@ -72,16 +84,15 @@ def write_run_record(workdir: str, config: ml_collections.ConfigDict, data_facts
   """
   record = {"config": json.loads(config.to_json_best_effort()), "data": data_facts,
             "format": "deepsynth_jax.run/1"}
+  if learned_from is not None:
+    record["learned_from"] = dict(learned_from)
   path = os.path.join(workdir, RUN_RECORD)
   if os.path.exists(path):
     old = read_run_record(workdir)
-    ignore = {"max_steps", "log_every_steps", "prefetch_batches", "data_dir"}
     diff = sorted(k for k in set(old["config"]) | set(record["config"])
-                  if k not in ignore and old["config"].get(k) != record["config"].get(k))
+                  if k not in RESUME_MAY_CHANGE and old["config"].get(k) != record["config"].get(k))
     if diff:
-      raise CheckpointError(
-          f"{workdir} holds a run with a different config (fields: {', '.join(diff)}); "
-          "resume with the same --config, or pass a new --workdir")
+      raise CheckpointError(_config_diff_message(workdir, old["config"], diff))
     if old["data"] != data_facts:
       raise CheckpointError(f"{workdir} was trained on a dataset with other properties "
                             f"({old['data']} vs {data_facts}); pass a new --workdir")
@@ -98,6 +109,26 @@ def write_run_record(workdir: str, config: ml_collections.ConfigDict, data_facts
   return record
 
 
+def _config_diff_message(workdir: str, recorded: dict, diff: list[str]) -> str:
+  """One line naming the changed fields, the schedule when it is affected, and the run's values."""
+  schedule = [k for k in diff if k in SCHEDULE_FIELDS]
+  why = (f"; changing {', '.join(schedule)} would change the learning-rate schedule mid-run"
+         if schedule else "")
+  values = " ".join(f"--config.{k}={recorded[k]}" for k in diff
+                    if k in recorded and not isinstance(recorded[k], (dict, list)))
+  return (f"{workdir} holds a run with a different config (fields: {', '.join(diff)}{why}); "
+          f"resume with the same --config{f' ({values})' if values else ''}, or pass a new "
+          "--workdir")
+
+
+def learned_from(record: dict) -> dict:
+  """{"uses_key_labels": bool | None, "frame_mode": str} of a run record; None / "unknown" for
+  runs recorded before these facts were."""
+  facts = record.get("learned_from", {})
+  return {"uses_key_labels": facts.get("uses_key_labels"),
+          "frame_mode": facts.get("frame_mode", "unknown")}
+
+
 def read_run_record(workdir: str) -> dict:
   """Reads run.json; CheckpointError with the fix if the workdir is not a DeepSynth run."""
   path = os.path.join(workdir, RUN_RECORD)
@@ -110,9 +141,21 @@ def read_run_record(workdir: str) -> dict:
       record = json.load(f)
     if record.get("format") != "deepsynth_jax.run/1":
       raise ValueError("unknown format")
+    record["config"] = upgrade_config_dict(record["config"])
   except (ValueError, OSError) as e:
     raise CheckpointError(f"{path} is unreadable or not a DeepSynth run record ({e})") from None
   return record
+
+
+def upgrade_config_dict(config: dict) -> dict:
+  """A run's config (as JSON) in today's names: runs made before the model registry called
+  KeySynth "parallel" (`model` and its section)."""
+  config = dict(config)
+  if config.get("model") == "parallel":
+    config["model"] = "keysynth"
+  if "parallel" in config and "keysynth" not in config:
+    config["keysynth"] = config.pop("parallel")
+  return config
 
 
 def config_from_record(record: dict) -> ml_collections.ConfigDict:
@@ -214,3 +257,43 @@ def _reason(e: BaseException) -> str:
     cause = cause.__cause__ or cause.__context__
   text = " ".join(str(e).split())
   return f"{type(e).__name__}: {text[:200]}" if text else type(e).__name__
+
+
+def save_params(directory: str, params: Any, meta: dict) -> None:
+  """Writes a params pytree (orbax StandardSave) with a JSON-able `meta` dict to `directory`.
+
+  `meta` is stored in the checkpoint's own orbax metadata, so one atomic commit (orbax writes
+  into a temporary folder and renames it when complete) holds both. `directory` must not exist.
+
+  Raises:
+    CheckpointError: `directory` exists, or the write failed (disk full, read-only, ...).
+  """
+  path = _abs(directory)
+  if os.path.exists(path):
+    raise CheckpointError(f"{path} already exists; save the parameters to a new directory")
+  try:
+    with ocp.StandardCheckpointer() as checkpointer:
+      checkpointer.save(path, params, custom_metadata=dict(meta))
+      checkpointer.wait_until_finished()
+  except Exception as e:  # orbax and tensorstore raise OSError, ValueError, RuntimeError, ...
+    raise CheckpointError(f"cannot save parameters to {path} ({_reason(e)}); free disk space or "
+                          "make the folder writable, then save again") from e
+
+
+def restore_params(directory: str) -> tuple[Any, dict]:
+  """(params as numpy arrays, meta) of a `save_params` directory; meta is {} if none was saved.
+
+  Raises:
+    CheckpointError: no such directory, or it is damaged or not an orbax params checkpoint.
+  """
+  path = _abs(directory)
+  if not os.path.isdir(path):
+    raise CheckpointError(f"{path} holds no saved parameters; pass the folder save_params wrote")
+  try:
+    with ocp.StandardCheckpointer() as checkpointer:
+      params = checkpointer.restore(path)
+      meta = checkpointer.metadata(path).custom_metadata
+  except Exception as e:  # a damaged or foreign directory: orbax raises many types
+    raise CheckpointError(f"parameters in {path} cannot be restored ({_reason(e)}): it is damaged "
+                          "or not an orbax params checkpoint; save them again") from e
+  return params, dict(meta or {})

@@ -3,7 +3,7 @@ r"""Evaluates a trained run on a split: losses, generated audio, figures and vid
   python -m deepsynth_jax.evaluate --workdir=runs/cpu --split=test --num_examples=5 --seconds=2
 
 Loads the run's best checkpoint (config from its run.json) and, for each of the first N examples
-of the split, generates audio from the frames (`deepsynth_jax.sampler`, temperature-1 sampling
+of the split, generates audio from the frames (`Run.generate`, temperature-1 sampling
 keyed by (--seed, example index)) and writes into <workdir>/eval_<split>/ (or --out_dir):
 
   metrics.json                       per-example and mean losses (nats per sample), music metrics
@@ -31,10 +31,22 @@ import time
 from typing import Any
 
 import jax
+import matplotlib
 import numpy as np
+from absl import app, flags
+from matplotlib.figure import Figure
+from tqdm import tqdm
 
-from deepsynth_jax import api, checkpointing, models, sampler
-from deepsynth_jax import audio as audio_lib
+from data_gen import video, wav
+from deepsynth_jax import (
+  checkpointing,
+  comparison,
+  input_pipeline,
+  metrics,
+  runs,
+  transcription,
+)
+from deepsynth_jax import listening as listening_probes
 
 FORMAT = "deepsynth_jax.eval/1"
 # Written first into an output folder: marks it as ours, so re-running may overwrite it.
@@ -85,11 +97,10 @@ def evaluate_run(workdir: str, split: str = "test", num_examples: int | None = N
     EvaluationError: unknown or empty split, a dataset that does not match the run, bad
       arguments, or an output folder holding files of something else.
   """
-  run = api.load_run(workdir)
+  run = runs.load_run(workdir)
   if split not in SPLITS:
     raise EvaluationError(f"unknown split {split!r}; pass --split as one of {', '.join(SPLITS)}")
   if data is None:
-    from deepsynth_jax import input_pipeline
     data = input_pipeline.load_dataset(data_dir or run.config.data_dir)
   _check_data_matches(run, data, data_dir or run.config.data_dir)
   available = data.num_examples(split)
@@ -115,9 +126,7 @@ def evaluate_run(workdir: str, split: str = "test", num_examples: int | None = N
 
   rate = data.sample_rate
   teacher_forced = teacher_forced_fn(run)
-  metrics_lib = _metrics_module() if music_metrics else None
   rows, times = [], []
-  from tqdm import tqdm
   for i in tqdm(chosen, desc=f"evaluate {split}", unit="example", disable=not show_progress):
     ex = data.example(split, i)
     audio = ex["audio"][:length]
@@ -127,7 +136,11 @@ def evaluate_run(workdir: str, split: str = "test", num_examples: int | None = N
              "frame_age": ex["frame_age"][None, :length],
              "example_id": np.asarray(ex["example_id"])[None]}
     t0 = time.perf_counter()
-    generated, free_running = _generate(run, batch, temperature=temperature, seed=seed)
+    audio_bt, free_running = run.generate(batch["frames"], batch["frame_index"],
+                                          batch["frame_age"], temperature=temperature, seed=seed,
+                                          true_audio=batch["audio"],
+                                          example_ids=batch["example_id"])
+    generated = audio_bt[0]
     times.append(time.perf_counter() - t0)
     tf_metrics = jax.device_get(teacher_forced(run.params, batch))
     row: dict[str, Any] = {
@@ -135,17 +148,17 @@ def evaluate_run(workdir: str, split: str = "test", num_examples: int | None = N
         "example_id": int(ex["example_id"]),
         "segment": list(data.segment(split, i)) if hasattr(data, "segment") else None,
         "num_samples": int(length),
+        # Without audio input a model's teacher-forced and free-running losses are one number.
         "teacher_forced_cross_entropy": (float(tf_metrics["cross_entropy"])
-                                         if run.config.model == "wavenet" else None),
-        "free_running_cross_entropy": (free_running if free_running is not None
-                                       else float(tf_metrics["cross_entropy"])),
+                                         if run.generator.autoregressive else None),
+        "free_running_cross_entropy": float(free_running[0]),
     }
-    if metrics_lib is not None:
-      notes = clip_notes(data.notes(split, i), length)
-      row["music"] = metrics_lib.audio_metrics(generated, audio, rate, notes)
-      row["reference_music"] = metrics_lib.audio_metrics(audio, audio, rate, notes)
-      row["noise_music"] = metrics_lib.audio_metrics(
-          metrics_lib.white_noise_like(audio, seed + i), audio, rate, notes)
+    if music_metrics:
+      notes = metrics.clip_notes(data.notes(split, i), length)
+      row["music"] = metrics.audio_metrics(generated, audio, rate, notes)
+      row["reference_music"] = metrics.audio_metrics(audio, audio, rate, notes)
+      row["noise_music"] = metrics.audio_metrics(
+          metrics.white_noise_like(audio, seed + i), audio, rate, notes)
     if media:
       row["files"] = _write_media(out_dir, i, ex, generated, audio, rate, row)
     rows.append(row)
@@ -155,6 +168,7 @@ def evaluate_run(workdir: str, split: str = "test", num_examples: int | None = N
       "workdir": workdir,
       "checkpoint_step": run.step,
       "model": run.config.model,
+      "learned_from": run.learned_from,
       "split": split,
       "num_examples": n,
       "num_samples": int(length),
@@ -163,11 +177,10 @@ def evaluate_run(workdir: str, split: str = "test", num_examples: int | None = N
       "seed": int(seed),
       "mean": _means(rows),
       "examples": rows,
-      "speed": _speed(times, length, rate),
+      "speed": comparison.speed(times, length, rate),
   }
   if listening:
-    from deepsynth_jax import listening as listening_lib
-    result["listening"] = listening_lib.listening_report(
+    result["listening"] = listening_probes.listening_report(
         run, data, split, chosen, length=length, seed=seed, teacher_forced_fn=teacher_forced)
   checkpointing.write_json_atomic(os.path.join(out_dir, "metrics.json"), result)
   written = {name for row in rows for name in row.get("files", {}).values()}
@@ -180,36 +193,13 @@ def evaluate_run(workdir: str, split: str = "test", num_examples: int | None = N
 # ---- per-example pieces ------------------------------------------------------------------------
 
 
-def _generate(run: api.Run, batch: dict, *, temperature: float,
-              seed: int) -> tuple[np.ndarray, float | None]:
-  """Generated audio float32 (T,) and its free-running CE (None for the parallel model)."""
-  if run.config.model == "parallel":
-    return api.parallel_audio(run, batch["frames"], batch["frame_index"],
-                              batch["frame_age"])[0], None
-  out = sampler.generate(run.model, run.params, batch["frames"], batch["frame_index"],
-                         batch["frame_age"], temperature=temperature, seed=seed,
-                         true_audio=batch["audio"], example_ids=batch["example_id"],
-                         quantization=run.config.quantization)
-  return np.asarray(out.audio[0], np.float32), float(out.cross_entropy[0])
-
-
-def teacher_forced_fn(run: api.Run):
-  """jitted (params, batch) -> the run's evaluation metrics (`models.loss_fn`, train=False)."""
-  config = run.config
-
-  def metrics(params, batch):
+def teacher_forced_fn(run: runs.Run):
+  """jitted (params, batch) -> the run's evaluation metrics (`Generator.loss`, train=False)."""
+  def loss_metrics(params, batch):
     batch = {k: v for k, v in batch.items() if k != "example_id"}
-    return models.loss_fn(run.model, params, batch, config, train=False)[1]
+    return run.generator.loss(params, batch, train=False)[1]
 
-  return jax.jit(metrics)
-
-
-def clip_notes(notes: np.ndarray, length: int) -> np.ndarray:
-  """Notes (M, 4) struck before `length`, offsets clipped to it."""
-  notes = np.asarray(notes, np.int64).reshape(-1, 4)
-  notes = notes[notes[:, 0] < length].copy()
-  notes[:, 1] = np.minimum(notes[:, 1], length)
-  return notes
+  return jax.jit(loss_metrics)
 
 
 def _write_media(out_dir: str, i: int, ex: dict, generated: np.ndarray, reference: np.ndarray,
@@ -218,12 +208,11 @@ def _write_media(out_dir: str, i: int, ex: dict, generated: np.ndarray, referenc
   files = {"generated_wav": f"{stem}_generated.wav", "reference_wav": f"{stem}_reference.wav",
            "figure": f"{stem}_comparison.png", "video": f"{stem}_video.mp4"}
   path = lambda key: os.path.join(out_dir, files[key])
-  audio_lib.write_wav(path("generated_wav"), generated, rate)
-  audio_lib.write_wav(path("reference_wav"), reference, rate)
+  wav.write_wav(path("generated_wav"), generated, rate)
+  wav.write_wav(path("reference_wav"), reference, rate)
   title = (f"example {i} (id {row['example_id']}): free-running CE "
            f"{row['free_running_cross_entropy']:.3f} nats")
   plot_comparison(path("figure"), generated, reference, rate, title)
-  from data_gen import video
   count = int(ex["num_frames"])
   starts = np.asarray(ex["frame_start"][:count], np.int64)
   keep = starts < len(generated)
@@ -235,12 +224,9 @@ def _write_media(out_dir: str, i: int, ex: dict, generated: np.ndarray, referenc
 def plot_comparison(path: str, generated: np.ndarray, reference: np.ndarray, sample_rate: int,
                     title: str = "") -> None:
   """Writes a PNG: waveforms (top) and spectrograms (bottom) of generated vs reference audio."""
-  import matplotlib
-  matplotlib.use("Agg")
-  from matplotlib import pyplot as plt
-
   cmap = matplotlib.colormaps["magma"].with_extremes(under="black", bad="black")
-  fig, axes = plt.subplots(2, 2, figsize=(12, 6), sharex=True, constrained_layout=True)
+  fig = Figure(figsize=(12, 6), constrained_layout=True)  # no pyplot: no global backend state
+  axes = fig.subplots(2, 2, sharex=True)
   for col, (name, audio) in enumerate((("generated", generated), ("reference", reference))):
     t = np.arange(len(audio)) / sample_rate
     axes[0, col].plot(t, audio, linewidth=0.4, color="tab:blue" if col == 0 else "tab:green")
@@ -254,14 +240,13 @@ def plot_comparison(path: str, generated: np.ndarray, reference: np.ndarray, sam
     fig.suptitle(title)
   tmp = f"{path}.tmp-{os.getpid()}"
   fig.savefig(tmp, format="png", dpi=80)
-  plt.close(fig)
   os.replace(tmp, path)
 
 
 # ---- checks and summaries ----------------------------------------------------------------------
 
 
-def _check_data_matches(run: api.Run, data: Any, data_dir: str) -> None:
+def _check_data_matches(run: runs.Run, data: Any, data_dir: str) -> None:
   if int(data.sample_rate) != run.sample_rate or (
       run.frame_shape is not None and tuple(data.frame_shape) != run.frame_shape):
     raise EvaluationError(
@@ -273,11 +258,11 @@ def _check_data_matches(run: api.Run, data: Any, data_dir: str) -> None:
 def _eval_length(seconds: float | None, data: Any) -> int:
   if seconds is None:
     return int(data.segment_samples)
-  length = round(float(seconds) * data.sample_rate)
-  if not np.isfinite(seconds) or not 0 < length <= data.segment_samples:
-    raise EvaluationError(f"--seconds={seconds} must be in (0, "
-                          f"{data.segment_samples / data.sample_rate:g}] (the segment length)")
-  return length
+  limit = data.segment_samples / data.sample_rate
+  if not np.isfinite(seconds) or not 0 < round(float(seconds) * data.sample_rate) <= \
+      data.segment_samples:
+    raise EvaluationError(f"--seconds={seconds} must be in (0, {limit:g}] (the segment length)")
+  return round(float(seconds) * data.sample_rate)
 
 
 def _claim_out_dir(out_dir: str, workdir: str, split: str) -> None:
@@ -292,14 +277,6 @@ def _claim_out_dir(out_dir: str, workdir: str, split: str) -> None:
   checkpointing.write_json_atomic(marker, {"format": FORMAT, "workdir": workdir, "split": split})
 
 
-def _metrics_module():
-  try:
-    from deepsynth_jax import metrics
-  except ImportError:
-    return None
-  return metrics
-
-
 def _means(rows: list[dict]) -> dict[str, Any]:
   out: dict[str, Any] = {}
   for key in ("teacher_forced_cross_entropy", "free_running_cross_entropy"):
@@ -311,27 +288,19 @@ def _means(rows: list[dict]) -> dict[str, Any]:
   return out
 
 
-def _speed(times: list[float], length: int, rate: int) -> dict[str, Any]:
-  """Generation speed; the first example (which includes compilation) is left out if possible."""
-  timed = times[1:] if len(times) > 1 else times
-  per_second = length * len(timed) / max(sum(timed), 1e-9)
-  return {"samples_per_second": per_second, "real_time_factor": per_second / rate,
-          "timed_examples": len(timed), "includes_compilation": len(times) == 1}
-
-
 def summary(result: dict[str, Any]) -> str:
   """A short text report of `evaluate_run`'s result."""
   mean = result["mean"]
   fmt = lambda v: "n/a" if v is None else f"{v:.4f}"
-  lines = [f"{result['workdir']} ({result['model']}, step {result['checkpoint_step']}), "
-           f"{result['split']}: {result['num_examples']} examples x "
+  learned = comparison.learned_from_text(result.get("learned_from", {}))
+  lines = [f"{result['workdir']} ({result['model']}, step {result['checkpoint_step']}; "
+           f"{learned}), {result['split']}: {result['num_examples']} examples x "
            f"{result['num_samples'] / result['sample_rate']:g} s",
            f"  teacher-forced CE {fmt(mean['teacher_forced_cross_entropy'])} nats, free-running "
            f"CE {fmt(mean['free_running_cross_entropy'])} nats",
            f"  generation: {result['speed']['samples_per_second']:,.0f} samples/s "
            f"({result['speed']['real_time_factor']:.2f}x real time)"]
   if "music" in mean:
-    metrics = _metrics_module()
     lines.append(metrics.markdown_table({"generated": mean["music"],
                                          "reference audio": mean["reference_music"],
                                          "white noise (matched RMS)": mean["noise_music"]}))
@@ -348,93 +317,21 @@ def summary(result: dict[str, Any]) -> str:
   return "\n".join(lines)
 
 
-# ---- several models side by side ---------------------------------------------------------------
-
-
-def spread_indices(data: Any, split: str, per_song: int) -> list[int]:
-  """`per_song` evenly spaced examples of every song in `split` (split order is song by song)."""
-  songs: dict[int, list[int]] = {}
-  for i in range(data.num_examples(split)):
-    songs.setdefault(data.segment(split, i)[0], []).append(i)
-  picked: list[int] = []
-  for rows in songs.values():
-    take = np.linspace(0, len(rows) - 1, min(per_song, len(rows))).round().astype(int)
-    picked += [rows[j] for j in take]
-  return sorted(set(picked))
-
-
-def baseline_rows(baseline_dir: str, data: Any, split: str, indices: list[int],
-                  length: int) -> dict[str, Any]:
-  """The transcribe-then-synthesize baseline's music metrics on the same examples."""
-  from deepsynth_jax import baseline as baseline_lib
-
-  metrics_lib = _metrics_module()
-  model = baseline_lib.load_baseline(baseline_dir)
-  soundfont = data.manifest["soundfont"]["path"]
-  rows, times = [], []
-  for i in indices:
-    ex = data.example(split, i)
-    n = int(np.sum(ex["frame_start"][:int(ex["num_frames"])] < length))  # frames inside the clip
-    t0 = time.perf_counter()
-    audio = baseline_lib.baseline_audio(model, ex["frames"][:n], ex["frame_start"][:n], length,
-                                        data.sample_rate, soundfont)
-    times.append(time.perf_counter() - t0)
-    rows.append(metrics_lib.audio_metrics(audio, ex["audio"][:length], data.sample_rate,
-                                          clip_notes(data.notes(split, i), length)))
-  return {"music": metrics_lib.mean_metrics(rows), "speed": _speed(times, length,
-                                                                     data.sample_rate)}
-
-
-COMPARISON_COLUMNS = ("teacher-forced CE", "free-running CE", "STFT distance", "onset F1",
-                      "pitch F1", "generation (x real time)")
-
-
-def comparison_table(results: dict[str, dict[str, Any]],
-                     baseline: dict[str, Any] | None = None) -> str:
-  """Markdown: reference audio, noise, the baseline and each run on the same examples."""
-  def cell(v, fmt=".3f"):
-    return "-" if v is None else format(v, fmt)
-
-  lines = ["| audio | " + " | ".join(COMPARISON_COLUMNS) + " |",
-           "|---|" + "---:|" * len(COMPARISON_COLUMNS)]
-  first = next(iter(results.values()))["mean"]
-
-  def music_row(name, music, tf=None, fr=None, speed=None):
-    lines.append(f"| {name} | {cell(tf)} | {cell(fr)} | {cell(music.get('stft_distance'))} | "
-                 f"{cell(music.get('onset_f1'))} | {cell(music.get('pitch_f1'))} | "
-                 f"{cell(speed, '.1f')} |")
-
-  music_row("reference audio", first.get("reference_music", {}))
-  music_row("white noise (matched RMS)", first.get("noise_music", {}))
-  if baseline is not None:
-    music_row("baseline: transcribe + FluidSynth", baseline["music"],
-              speed=baseline["speed"]["real_time_factor"])
-  for name, r in results.items():
-    m = r["mean"]
-    music_row(name, m.get("music", {}), m["teacher_forced_cross_entropy"],
-              m["free_running_cross_entropy"], r["speed"]["real_time_factor"])
-  return "\n".join(lines)
-
-
 # ---- command line ------------------------------------------------------------------------------
 
 
 def main(argv: list[str]) -> None:
-  from absl import app, flags
-
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
   f = flags.FLAGS
-  from deepsynth_jax import baseline as baseline_lib
-  from deepsynth_jax import input_pipeline
   several = len(f.workdir) > 1 or f.baseline
   if several and f.out_dir:
     raise SystemExit("error: --out_dir is for one --workdir; with several, each writes into "
                      "<workdir>/eval_<split>")
   try:
-    first = api.load_run(f.workdir[0])
+    first = runs.load_run(f.workdir[0])
     data = input_pipeline.load_dataset(f.data_dir or first.config.data_dir)
-    indices = spread_indices(data, f.split, f.per_song) if f.per_song else None
+    indices = comparison.spread_indices(data, f.split, f.per_song) if f.per_song else None
     results = {}
     for workdir in f.workdir:
       results[workdir] = evaluate_run(
@@ -446,19 +343,17 @@ def main(argv: list[str]) -> None:
     if several:
       some = next(iter(results.values()))
       chosen = [row["index"] for row in some["examples"]]
-      base = (baseline_rows(f.baseline, data, f.split, chosen, some["num_samples"])
+      base = (comparison.baseline_rows(f.baseline, data, f.split, chosen, some["num_samples"])
               if f.baseline else None)
       print(f"\nAll on the same {len(chosen)} {f.split} examples x "
             f"{some['num_samples'] / some['sample_rate']:g} s:")
-      print(comparison_table(results, base))
+      print(comparison.comparison_table(results, base))
   except (checkpointing.CheckpointError, input_pipeline.DatasetError, EvaluationError,
-          baseline_lib.BaselineError) as e:
+          transcription.BaselineError) as e:
     raise SystemExit(f"error: {e}") from None
 
 
 def _define_flags() -> None:
-  from absl import flags
-
   flags.DEFINE_list("workdir", None, "Run directories of trained models (run.json + "
                     "checkpoints); several (comma-separated) print one comparison table.",
                     required=True)
@@ -481,7 +376,5 @@ def _define_flags() -> None:
 
 
 if __name__ == "__main__":
-  from absl import app
-
   _define_flags()
   app.run(main)

@@ -11,15 +11,19 @@ An example (batches add a leading B axis):
   frame_keys   uint8 (max_frames, 88): the key state each frame shows (1 = pressed, column k is
                MIDI pitch 21 + k), padded like `frames`
   frame_start  int32 (max_frames,): sample (from the window start) where each frame becomes
-               current; [0] == 0; padding is T (never current)
+               current in the window; [0] == 0 (its true start, -frame_age[0], may precede the
+               window); padding is T (never current)
   num_frames   int32 (): real frames
-  frame_index  int32 (T,), frame_age int32 (T,): the current frame of each sample and samples since
-               it started (deepsynth_jax.frames.frame_index_and_age)
+  frame_index  int32 (T,), frame_age int32 (T,): the current frame of each sample, and samples
+               since it really became current: frame 0's age counts from its start in the song,
+               so frame_age[0] > 0 when the window starts inside it (frame_age = t -
+               frame_start[frame_index] otherwise, as data_gen.frame_timing.frame_index_and_age)
   example_id   int32 (): the example's index in its split
 
 `batches` is a deterministic function of its arguments: the order is a permutation seeded by
 (seed, epoch); `crop_samples=L` cuts each example to a window of L samples at an offset seeded by
-(seed, epoch, example_id), cropping frame_index/frame_age alongside and keeping only the frames
+(seed, epoch, example_id), cropping frame_index/frame_age alongside (a crop's first samples keep
+their frame's true age, however long before the crop it began) and keeping only the frames
 the crop refers to (plus the previous one), padded to `frames_per_crop(L)` so that the frame
 encoder does not run on frames the crop never uses; `start_batch` resumes mid-epoch with the same
 batches; with several processes each takes its own contiguous slice of every global batch of
@@ -35,9 +39,10 @@ import queue
 import threading
 from collections.abc import Iterator
 
+import jax
 import numpy as np
 
-from deepsynth_jax import frames as frames_lib
+from data_gen import frame_timing
 
 FORMAT_VERSION = 1
 SPLITS = ("train", "validation", "test")
@@ -74,6 +79,9 @@ class DeepSynthData:
     self._frame_keys = [s["frame_keys"] for s in songs]
     self._frame_start = [s["frame_start"] for s in songs]
     self._notes = [s["notes"] for s in songs]
+    # Per-frame fields derived after loading (`add_frame_field`): name -> one (F_song, ...) array
+    # per song, carried in examples and batches like `frame_keys`.
+    self._frame_fields: dict[str, list[np.ndarray]] = {}
     self.frame_shape = tuple(int(x) for x in self._frames[0].shape[1:])
     t = self.segment_samples
     self._segments: dict[str, np.ndarray] = {}
@@ -94,6 +102,22 @@ class DeepSynthData:
                            f"max_frames_per_segment={self.max_frames}; "
                            f"{_rebuild_hint(data_dir)}")
       self._segments[split], self._first[split], self._count[split] = seg, first, count
+
+  def song_audio(self) -> list[np.ndarray]:
+    """Every song's whole audio, float32 (T_song,) in [-1, 1], in manifest order."""
+    return list(self._audio)
+
+  def song_frame_starts(self) -> list[np.ndarray]:
+    """Every song's frame starts, int64 (F_song,) samples, in manifest order."""
+    return list(self._frame_start)
+
+  def add_frame_field(self, name: str, per_song: list[np.ndarray]) -> None:
+    """Adds a per-frame field to every example and batch: `per_song[s]` has one row per frame
+    of song s (F_s, ...). Examples and batches then carry `name` (B, F, ...) beside `frames`."""
+    if len(per_song) != len(self._frames) or any(
+        len(a) != len(f) for a, f in zip(per_song, self._frames, strict=True)):
+      raise ValueError(f"frame field {name!r} must have one row per frame of every song")
+    self._frame_fields[name] = [np.asarray(a) for a in per_song]
 
   # -- single examples -------------------------------------------------------------------------
 
@@ -129,22 +153,28 @@ class DeepSynthData:
     dst[max(a1 - a0, 0):] = 0.0
     first, count = int(self._first[split][index]), int(self._count[split][index])
     song_frames = self._frames[song]
-    song_keys = self._frame_keys[song]
-    starts = self._frame_start[song][first:first + count] - start
+    per_frame = {"frame_keys": self._frame_keys[song],
+                 **{k: v[song] for k, v in self._frame_fields.items()}}
+    # Window-relative starts of the window's frames; the first is <= 0 (current at the window
+    # start, possibly since before it). `frame_start` reports it as 0 (a clip's frame list, as
+    # data_gen.frame_timing takes it); `frame_age` counts from its true start.
+    true_starts = self._frame_start[song][first:first + count] - start
+    starts = true_starts.copy()
     starts[0] = 0
     kept = out["frames"].shape[1]
     if kept == self.max_frames:
       out["frames"][row, :count] = song_frames[first:first + count]
       out["frames"][row, count:] = song_frames[first + count - 1]
-      out["frame_keys"][row, :count] = song_keys[first:first + count]
-      out["frame_keys"][row, count:] = song_keys[first + count - 1]
+      for name, values in per_frame.items():
+        out[name][row, :count] = values[first:first + count]
+        out[name][row, count:] = values[first + count - 1]
       out["frame_start"][row, :count] = starts
       out["frame_start"][row, count:] = t
       out["num_frames"][row] = count
     # frame_index/age of samples [crop_offset, crop_offset + crop_len) of the window.
     pos = np.arange(crop_offset, crop_offset + crop_len, dtype=np.int64)
     idx = np.searchsorted(starts, pos, side="right") - 1
-    out["frame_age"][row] = pos - starts[idx]
+    out["frame_age"][row] = pos - true_starts[idx]
     out["example_id"][row] = index
     if kept < self.max_frames:
       # Keep only the frames this crop refers to, and the one before them (the first one's
@@ -155,8 +185,9 @@ class DeepSynthData:
         raise AssertionError(f"crop needs {hi - lo} frames, more than {kept}")
       out["frames"][row, :hi - lo] = song_frames[first + lo:first + hi]
       out["frames"][row, hi - lo:] = song_frames[first + hi - 1]
-      out["frame_keys"][row, :hi - lo] = song_keys[first + lo:first + hi]
-      out["frame_keys"][row, hi - lo:] = song_keys[first + hi - 1]
+      for name, values in per_frame.items():
+        out[name][row, :hi - lo] = values[first + lo:first + hi]
+        out[name][row, hi - lo:] = values[first + hi - 1]
       out["frame_start"][row, :hi - lo] = starts[lo:hi]
       out["frame_start"][row, hi - lo:] = t
       out["num_frames"][row] = hi - lo
@@ -187,6 +218,8 @@ class DeepSynthData:
         "frame_index": np.empty((batch, length), np.int32),
         "frame_age": np.empty((batch, length), np.int32),
         "example_id": np.empty((batch,), np.int32),
+        **{name: np.empty((batch, frames, *v[0].shape[1:]), v[0].dtype)
+           for name, v in self._frame_fields.items()},
     }
 
   def example(self, split: str, index: int) -> dict[str, np.ndarray]:
@@ -212,14 +245,10 @@ class DeepSynthData:
 
   @staticmethod
   def _processes(process_index, process_count) -> tuple[int, int]:
-    if process_index is None or process_count is None:
-      try:
-        import jax
-        pi, pc = jax.process_index(), jax.process_count()
-      except ImportError:
-        pi, pc = 0, 1
-      process_index = pi if process_index is None else process_index
-      process_count = pc if process_count is None else process_count
+    if process_index is None:
+      process_index = jax.process_index()
+    if process_count is None:
+      process_count = jax.process_count()
     if not 0 <= process_index < process_count:
       raise ValueError(f"process_index={process_index} must be in [0, {process_count})")
     return int(process_index), int(process_count)
@@ -332,7 +361,7 @@ def load_dataset(data_dir: str, verify: bool = True) -> DeepSynthData:
                          f"{hint}") from None
     n = len(arrays["audio"])
     try:
-      frames_lib.validate_frame_start(arrays["frame_start"], n)
+      frame_timing.validate_frame_start(arrays["frame_start"], n)
     except ValueError as e:
       raise DatasetError(f"song file {file}: {e}: {hint}") from None
     if arrays["frames"].ndim != 3 or len(arrays["frames"]) != len(arrays["frame_start"]):

@@ -1,4 +1,4 @@
-"""Does the model listen to the video? Three probes, for WaveNet and parallel models alike.
+"""Does the model listen to the video? Three probes, the same for every model.
 
 Public WaveNets conditioned on notes can sound right when fed the true audio and then ignore their
 conditioning when they generate from their own output. These probes measure it, always on audio
@@ -7,7 +7,7 @@ the model generated itself (free-running) unless said otherwise:
 - follow-the-video: onset F1 and pitch F1 (`deepsynth_jax.metrics`) of the generated audio against
   the notes the video shows (reported by the eval binary per example, beside the reference's);
 - swap: generate for segment A from segment B's frames (B from another song). A model that
-  listens matches B's notes, not A's: F1 against both is reported. For the WaveNet the
+  listens matches B's notes, not A's: F1 against both is reported. For an autoregressive model the
   teacher-forced probe is reported too: the cross-entropy of A's true audio given B's frames minus
   given A's own frames ("video gain", nats per sample); a model that ignores the video has gain ~0;
 - silence: the frame of an untouched keyboard must give near-silence: RMS of the generated audio,
@@ -20,21 +20,18 @@ from typing import Any
 
 import numpy as np
 
-from deepsynth_jax import api, metrics, sampler
-from deepsynth_jax.evaluate import clip_notes
+from data_gen import keyboard
+from deepsynth_jax import metrics, runs
 
 SILENCE_SECONDS = 2.0
 
 
-def _generate(run: api.Run, frames: np.ndarray, frame_index: np.ndarray, frame_age: np.ndarray,
-              *, seed: int, example_id: int) -> np.ndarray:
+def _generate(run: runs.Run, frames: np.ndarray, frame_index: np.ndarray,
+              frame_age: np.ndarray, *, seed: int, example_id: int) -> np.ndarray:
   """Free-running audio (T,) for one clip's frames (batch axis added here)."""
-  if run.config.model == "parallel":
-    return api.parallel_audio(run, frames[None], frame_index[None], frame_age[None])[0]
-  out = sampler.generate(run.model, run.params, frames[None], frame_index[None], frame_age[None],
-                         seed=seed, example_ids=np.asarray([example_id]),
-                         quantization=run.config.quantization)
-  return np.asarray(out.audio[0], np.float32)
+  audio, _ = run.generate(frames[None], frame_index[None], frame_age[None], seed=seed,
+                          example_ids=np.asarray([example_id]))
+  return audio[0]
 
 
 def _f1s(audio: np.ndarray, rate: int, notes: np.ndarray) -> dict[str, float]:
@@ -52,19 +49,19 @@ def swap_partner(data: Any, split: str, index: int, candidates: list[int]) -> in
   return candidates[(candidates.index(index) + 1) % len(candidates)]
 
 
-def swap_test(run: api.Run, data: Any, split: str, a: int, b: int, *, length: int,
+def swap_test(run: runs.Run, data: Any, split: str, a: int, b: int, *, length: int,
               seed: int = 0, teacher_forced_fn=None) -> dict[str, float]:
   """Generates for slot A from B's frames; scores against B's notes and A's notes."""
   ex_a, ex_b = data.example(split, a), data.example(split, b)
   rate = data.sample_rate
-  notes_a = clip_notes(data.notes(split, a), length)
-  notes_b = clip_notes(data.notes(split, b), length)
+  notes_a = metrics.clip_notes(data.notes(split, a), length)
+  notes_b = metrics.clip_notes(data.notes(split, b), length)
   generated = _generate(run, ex_b["frames"], ex_b["frame_index"][:length],
                         ex_b["frame_age"][:length], seed=seed, example_id=a)
   out = {f"vs_shown_{k}": v for k, v in _f1s(generated, rate, notes_b).items()}
   out.update({f"vs_other_{k}": v for k, v in _f1s(generated, rate, notes_a).items()})
   out["partner"] = int(b)
-  if teacher_forced_fn is not None and run.config.model == "wavenet":
+  if teacher_forced_fn is not None and run.generator.autoregressive:
     def ce(frames_ex):
       batch = {"audio": ex_a["audio"][None, :length], "frames": frames_ex["frames"][None],
                "frame_index": frames_ex["frame_index"][None, :length],
@@ -76,11 +73,9 @@ def swap_test(run: api.Run, data: Any, split: str, a: int, b: int, *, length: in
   return out
 
 
-def silence_test(run: api.Run, data: Any, *, seed: int = 0,
+def silence_test(run: runs.Run, data: Any, *, seed: int = 0,
                  seconds: float = SILENCE_SECONDS) -> dict[str, float]:
   """RMS of audio generated from the untouched keyboard's frame."""
-  from data_gen import keyboard
-
   h, w = data.frame_shape
   frame = keyboard.render_keyboard(np.zeros(88, bool), h, w)[None]
   length = int(seconds * data.sample_rate)
@@ -91,7 +86,7 @@ def silence_test(run: api.Run, data: Any, *, seed: int = 0,
           "silence_peak": float(np.max(np.abs(generated))) if length else 0.0}
 
 
-def listening_report(run: api.Run, data: Any, split: str, indices: list[int], *, length: int,
+def listening_report(run: runs.Run, data: Any, split: str, indices: list[int], *, length: int,
                      seed: int = 0, teacher_forced_fn=None) -> dict[str, Any]:
   """Swap test for every example (partner from another song) and the silence test."""
   rows = []

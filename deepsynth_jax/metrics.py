@@ -28,7 +28,10 @@ import functools
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import librosa
+import mir_eval
 import numpy as np
+from scipy.optimize import nnls
 
 # Onset evaluation: a detected onset within +-50 ms of a true one is a hit (mir_eval's standard);
 # notes struck within 30 ms of each other (chords, which a player never strikes perfectly together)
@@ -62,7 +65,7 @@ def _as_audio(audio: Any, name: str) -> np.ndarray:
                            "pass one clip at a time")
   if not np.issubdtype(x.dtype, np.floating):
     raise MetricInputError(f"{name} must be float audio in [-1, 1], got dtype {x.dtype}; convert "
-                           "int16 PCM with deepsynth_jax.audio.pcm16_to_float")
+                           "int16 PCM with data_gen.wav.pcm16_to_float")
   x = x.astype(np.float32)
   if not np.all(np.isfinite(x)):
     raise MetricInputError(f"{name} contains NaN or infinite samples")
@@ -89,6 +92,15 @@ def _struck_in_clip(notes: np.ndarray, num_samples: int, sample_rate: int) -> np
   """Notes struck inside the evaluated part of the clip: CLIP_EDGE_S <= onset < end."""
   first = int(np.ceil(CLIP_EDGE_S * sample_rate))
   return notes[(notes[:, 0] >= first) & (notes[:, 0] < num_samples)]
+
+
+def clip_notes(notes: np.ndarray, length: int) -> np.ndarray:
+  """Notes int (M, 4) (onset, offset in samples, pitch, velocity) struck before `length`
+  samples, offsets clipped to it: the notes a clip of that length shows."""
+  notes = np.asarray(notes, np.int64).reshape(-1, 4)
+  notes = notes[notes[:, 0] < length].copy()
+  notes[:, 1] = np.minimum(notes[:, 1], length)
+  return notes
 
 
 def midi_to_hz(midi: Any) -> np.ndarray:
@@ -131,8 +143,6 @@ def stft_distance(generated: Any, reference: Any, sample_rate: int,
   Returns:
     A non-negative float.
   """
-  import librosa
-
   sample_rate = _check_sample_rate(sample_rate)
   g = _as_audio(generated, "generated")
   r = _as_audio(reference, "reference")
@@ -178,8 +188,6 @@ def detect_onsets(audio: Any, sample_rate: int) -> np.ndarray:
   8 ms hop, 40 mel bands up to 2 kHz and peak-picking delta 0.03, FluidSynth piano renderings score
   onset F1 0.96-1.0 against their MIDI. Exact digital silence yields no onsets.
   """
-  import librosa
-
   sample_rate = _check_sample_rate(sample_rate)
   y = _as_audio(audio, "audio")
   p = _onset_params(sample_rate)
@@ -229,8 +237,6 @@ def onset_scores(audio: Any, sample_rate: int, notes: Any,
   Returns:
     dict(precision, recall, f1, num_reference, num_detected).
   """
-  import mir_eval
-
   y = _as_audio(audio, "audio")
   ref = reference_onsets(notes, sample_rate, y.shape[0])
   est = detect_onsets(y, sample_rate)
@@ -322,40 +328,47 @@ def transcribe_audio(audio: Any, sample_rate: int) -> tuple[np.ndarray, np.ndarr
   Returns:
     (onset_seconds (E,) float64, midi_pitch (E,) int64), sorted by onset then pitch.
   """
-  from scipy.optimize import nnls
-
   sample_rate = _check_sample_rate(sample_rate)
   y = _as_audio(audio, "audio").astype(np.float64)
-  templates, keys = _key_templates(sample_rate)
-  n = _window_length(sample_rate)
-  window = np.hanning(n + 1)[:-1]
-  lead = int(round(_TRANSCRIBE_LEAD * n))
   onset_out, pitch_out = [], []
   for onset in detect_onsets(y.astype(np.float32), sample_rate):
-    start = int(round(onset * sample_rate)) - lead
-    after = _window_at(y, start, n)
-    if np.sqrt(np.mean(after ** 2)) < SILENCE_RMS:
-      continue
-    before = _window_at(y, start - n, n)
-    change = np.maximum(np.abs(np.fft.rfft(after * window)) -
-                        _BEFORE_WEIGHT * np.abs(np.fft.rfft(before * window)), 0.0)
-    if not np.any(change > 0):
-      continue
-    activation, _ = nnls(templates, change)
-    per_key = activation.reshape(len(_TEMPLATE_LAWS), keys.shape[0]).sum(axis=0)
+    per_key = onset_key_activations(y, sample_rate, int(round(onset * sample_rate)))
     if per_key.max() <= 0:
       continue
     for k in np.flatnonzero(per_key >= _RELATIVE_THRESHOLD * per_key.max()):
       onset_out.append(onset)
-      pitch_out.append(keys[k])
+      pitch_out.append(k + 21)
   return np.asarray(onset_out, np.float64), np.asarray(pitch_out, np.int64)
+
+
+def onset_key_activations(audio: Any, sample_rate: int, onset_sample: int) -> np.ndarray:
+  """How strongly each key's harmonics start at `onset_sample`: float64 (88,) (key k = MIDI
+  21 + k; 0 for keys above the audible range), the per-key sum of the non-negative least-squares
+  fit of the spectral change there (see `transcribe_audio`). All zero when the window after the
+  onset is silent (< -80 dBFS RMS) or nothing grows."""
+  sample_rate = _check_sample_rate(sample_rate)
+  y = np.asarray(audio, np.float64)
+  templates, keys = _key_templates(sample_rate)
+  n = _window_length(sample_rate)
+  window = np.hanning(n + 1)[:-1]
+  start = int(onset_sample) - int(round(_TRANSCRIBE_LEAD * n))
+  out = np.zeros(88)
+  after = _window_at(y, start, n)
+  if np.sqrt(np.mean(after ** 2)) < SILENCE_RMS:
+    return out
+  before = _window_at(y, start - n, n)
+  change = np.maximum(np.abs(np.fft.rfft(after * window)) -
+                      _BEFORE_WEIGHT * np.abs(np.fft.rfft(before * window)), 0.0)
+  if not np.any(change > 0):
+    return out
+  activation, _ = nnls(templates, change)
+  out[keys - 21] = activation.reshape(len(_TEMPLATE_LAWS), keys.shape[0]).sum(axis=0)
+  return out
 
 
 def _note_prf(ref_on: np.ndarray, ref_pitch: np.ndarray, est_on: np.ndarray,
               est_pitch: np.ndarray, window: float) -> tuple[float, float, float]:
   """Onset-only note P/R/F1 with mir_eval.transcription (pitch must match to 50 cents)."""
-  import mir_eval
-
   if ref_on.shape[0] == 0 and est_on.shape[0] == 0:
     return 1.0, 1.0, 1.0
   if ref_on.shape[0] == 0 or est_on.shape[0] == 0:

@@ -1,6 +1,6 @@
 r"""A playable instrument: any MIDI file is played by the simulator, then the model hears the video.
 
-  python -m deepsynth_jax.play --midi=song.mid --out=played/ --checkpoint=runs/parallel_cpu
+  python -m deepsynth_jax.play --midi=song.mid --out=played/ --checkpoint=models/demo_keysynth
 
 Writes into --out: `video.mp4` (the silent simulated keyboard with the model's audio),
 `generated.wav`, `reference.wav` (the SoundFont's rendering of the same notes, for comparison) and
@@ -14,6 +14,9 @@ import time
 
 from absl import app, flags
 
+from data_gen import make_dataset, midi, synth, video, wav
+from deepsynth_jax import api, checkpointing
+
 
 def play(midi_path: str, out_dir: str, checkpoint: str, *, soundfont: str | None = None,
          max_seconds: float | None = 60.0, temperature: float = 1.0, seed: int = 0) -> dict:
@@ -22,9 +25,6 @@ def play(midi_path: str, out_dir: str, checkpoint: str, *, soundfont: str | None
   Returns:
     dict of written paths and facts (seconds of audio, generation wall time).
   """
-  from data_gen import make_dataset, synth, video
-  from deepsynth_jax import api, audio, checkpointing
-
   record = checkpointing.read_run_record(checkpoint)
   facts = record["data"]
   sample_rate = int(facts["sample_rate"])
@@ -32,7 +32,7 @@ def play(midi_path: str, out_dir: str, checkpoint: str, *, soundfont: str | None
       midi_path, soundfont=soundfont or synth.DEFAULT_SOUNDFONT, sample_rate=sample_rate,
       height=int(facts["frame_height"]), width=int(facts["frame_width"]),
       max_song_seconds=max_seconds or None)
-  reference = audio.pcm16_to_float(perf["audio"])
+  reference = wav.pcm16_to_float(perf["audio"])
   start = time.perf_counter()
   generated = api.sample(perf["frames"], perf["frame_start"], checkpoint=checkpoint,
                          seconds=len(reference) / sample_rate, temperature=temperature,
@@ -41,8 +41,8 @@ def play(midi_path: str, out_dir: str, checkpoint: str, *, soundfont: str | None
   os.makedirs(out_dir, exist_ok=True)
   paths = {name: os.path.join(out_dir, name) for name in
            ("video.mp4", "generated.wav", "reference.wav", "reference_video.mp4")}
-  audio.write_wav(paths["generated.wav"], generated, sample_rate)
-  audio.write_wav(paths["reference.wav"], reference, sample_rate)
+  wav.write_wav(paths["generated.wav"], generated, sample_rate)
+  wav.write_wav(paths["reference.wav"], reference, sample_rate)
   video.write_mp4(paths["video.mp4"], perf["frames"], perf["frame_start"], sample_rate,
                   audio=generated)
   video.write_mp4(paths["reference_video.mp4"], perf["frames"], perf["frame_start"], sample_rate,
@@ -69,8 +69,14 @@ def main(argv):
     raise app.UsageError("give --midi=FILE --out=DIR --checkpoint=WORKDIR")
   if not os.path.isfile(FLAGS.midi):
     raise app.UsageError(f"--midi={FLAGS.midi}: no such file")
-  result = play(FLAGS.midi, FLAGS.out, FLAGS.checkpoint, soundfont=FLAGS.soundfont,
-                max_seconds=FLAGS.max_seconds, temperature=FLAGS.temperature, seed=FLAGS.seed)
+  try:
+    result = play(FLAGS.midi, FLAGS.out, FLAGS.checkpoint, soundfont=FLAGS.soundfont,
+                  max_seconds=FLAGS.max_seconds, temperature=FLAGS.temperature, seed=FLAGS.seed)
+  except (checkpointing.CheckpointError, midi.MidiError, synth.SynthError,
+          api.SampleInputError) as e:
+    # A bad checkpoint, MIDI file or SoundFont, or sampling arguments: one line, no traceback.
+    where = f"{FLAGS.midi}: " if isinstance(e, midi.MidiError) else ""
+    raise SystemExit(f"error: {where}{' '.join(str(e).split())}") from None
   print(f"played {result['num_notes']} notes ({result['seconds']:.1f} s, {result['num_frames']} "
         f"frames) in {result['generation_seconds']:.1f} s; video with the model's audio: "
         f"{result['video.mp4']}")

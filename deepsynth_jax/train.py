@@ -25,17 +25,22 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 import optax
+import tensorboardX
+import tqdm
 from absl import app, flags, logging
 from flax.training import train_state
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
-from deepsynth_jax import checkpointing, input_pipeline, models
+from deepsynth_jax import audio_teacher, checkpointing, input_pipeline, models
 
 AXIS = "batch"
 
 
 class TrainState(train_state.TrainState):
   """Params, optimizer state and step; the step also keys the RNG (`models.example_keys`)."""
+
+
+Generator = models.Generator
 
 
 class NonFiniteLossError(FloatingPointError):
@@ -74,18 +79,19 @@ def create_optimizer(config: ml_collections.ConfigDict,
   return core, schedule
 
 
-def create_train_state(config: ml_collections.ConfigDict, model: Any, batch: dict,
+def create_train_state(config: ml_collections.ConfigDict, generator: Generator, batch: dict,
                        total_steps: int) -> TrainState:
   """Initial state from `config.seed`, shaped from one host batch."""
   init_key = jax.random.fold_in(jax.random.key(config.seed), 0)
-  params = models.init_params(model, config, init_key, batch)
+  params = generator.init(init_key, batch)
   tx, _ = create_optimizer(config, total_steps)
-  state = TrainState.create(apply_fn=model.apply, params=params, tx=tx)
+  state = TrainState.create(apply_fn=generator.module.apply, params=params, tx=tx)
   # A strongly typed step: otherwise the first update changes its type and recompiles the step.
   return state.replace(step=jnp.zeros((), jnp.int32))
 
 
-def train_step(state: TrainState, batch: dict, *, model: Any, config: ml_collections.ConfigDict,
+def train_step(state: TrainState, batch: dict, *, generator: Generator,
+               config: ml_collections.ConfigDict,
                schedule: optax.Schedule) -> tuple[TrainState, dict]:
   """One optimizer step on this device's shard; gradients averaged over the `batch` axis."""
   # Key 1 for training randomness (key 0 initialised the parameters).
@@ -93,7 +99,7 @@ def train_step(state: TrainState, batch: dict, *, model: Any, config: ml_collect
   keys = models.example_keys(base_key, state.step, batch["example_id"])
 
   def loss(params):
-    return models.loss_fn(model, params, batch, config, train=True, keys=keys)
+    return generator.loss(params, batch, train=True, keys=keys)
 
   (_, metrics), grads = jax.value_and_grad(loss, has_aux=True)(state.params)
   grads = jax.lax.pmean(grads, AXIS)
@@ -103,12 +109,11 @@ def train_step(state: TrainState, batch: dict, *, model: Any, config: ml_collect
   return state.apply_gradients(grads=grads), metrics
 
 
-def eval_step(params: Any, batch: dict, *, model: Any,
-              config: ml_collections.ConfigDict) -> dict:
+def eval_step(params: Any, batch: dict, *, generator: Generator) -> dict:
   """Weighted sums of the teacher-forced metrics over this shard (psum over devices)."""
   def one(example):
     example = jax.tree.map(lambda x: x[None], example)
-    _, metrics = models.loss_fn(model, params, example, config, train=False)
+    _, metrics = generator.loss(params, example, train=False)
     return metrics
 
   weight = batch.pop("weight")
@@ -156,15 +161,19 @@ def pad_batch(batch: dict, size: int) -> dict:
 
 def evaluate_teacher_forced(p_eval_step, params, data: input_pipeline.DeepSynthData,
                             config: ml_collections.ConfigDict, split: str = "validation",
-                            num_examples: int | None = None) -> dict[str, float]:
-  """Mean teacher-forced metrics over the first `num_examples` examples of `split`."""
+                            num_examples: int | None = None,
+                            generator: Generator | None = None) -> dict[str, float]:
+  """Mean teacher-forced metrics over the first `num_examples` examples of `split` (batches
+  reduced to `generator.batch_fields` when given)."""
+  select = generator.select_fields if generator is not None else (lambda b: b)
   devices = jax.local_device_count()
   batch_size = _per_process(config.eval.batch_size, devices, "eval.batch_size")
   num = min(num_examples or config.eval.num_examples, data.num_examples(split))
   totals: dict[str, float] = {}
   for batch in data.batches(split, batch_size, seed=config.seed, epoch=0, shuffle=False,
                             drop_remainder=False, num_examples=num):
-    sums = jax.device_get(p_eval_step(params, shard(pad_batch(batch, batch_size), devices)))
+    sums = jax.device_get(p_eval_step(params, shard(pad_batch(select(batch), batch_size),
+                                                    devices)))
     for k, v in sums.items():
       totals[k] = totals.get(k, 0.0) + float(v[0])
   count = totals.pop("count", 0.0)
@@ -194,10 +203,18 @@ def _report(bar, line: str) -> None:
 
 
 class MetricsWriter:
-  """metrics.jsonl (truncated to the resumed step on restart) and TensorBoard events."""
+  """metrics.jsonl (truncated to the resumed step on restart) and TensorBoard events.
+
+  All processes of a multi-host run share the workdir, so only process 0 reads, truncates or
+  writes these files; on the other processes the writer does nothing. Steps are optimizer steps.
+  """
 
   def __init__(self, workdir: str, resume_step: int):
     self.path = os.path.join(workdir, "metrics.jsonl")
+    self._file = None
+    self._tb = None
+    if jax.process_index() != 0:
+      return
     kept = []
     if os.path.exists(self.path):
       with open(self.path) as f:
@@ -213,15 +230,13 @@ class MetricsWriter:
       f.writelines(kept)
     os.replace(tmp, self.path)
     self._file = open(self.path, "a")  # noqa: SIM115 (closed in close())
-    self._tb = None
-    if jax.process_index() == 0:
-      try:
-        from tensorboardX import SummaryWriter
-        self._tb = SummaryWriter(os.path.join(workdir, "tb"), purge_step=resume_step + 1)
-      except ImportError:
-        logging.warning("tensorboardX not installed: no TensorBoard events")
+    self._tb = tensorboardX.SummaryWriter(os.path.join(workdir, "tb"),
+                                          purge_step=resume_step + 1)
 
   def write(self, step: int, split: str, metrics: dict[str, float]) -> None:
+    """Appends one row at optimizer step `step` (a no-op on processes other than 0)."""
+    if self._file is None:
+      return
     row = {"step": int(step), "split": split, **{k: float(v) for k, v in metrics.items()}}
     self._file.write(json.dumps(row, sort_keys=True) + "\n")
     self._file.flush()
@@ -230,7 +245,8 @@ class MetricsWriter:
         self._tb.add_scalar(f"{split}/{k}", float(v), step)
 
   def close(self) -> None:
-    self._file.close()
+    if self._file is not None:
+      self._file.close()
     if self._tb is not None:
       self._tb.close()
 
@@ -241,16 +257,56 @@ def _data_facts(data: input_pipeline.DeepSynthData) -> dict:
           "max_frames": int(data.max_frames), "frame_height": int(h), "frame_width": int(w)}
 
 
-def _selection_loss(config, model, params, data, p_eval_step) -> dict[str, float]:
+def free_running_validation(generator: Generator, params: Any,
+                            data: input_pipeline.DeepSynthData,
+                            config: ml_collections.ConfigDict) -> dict[str, float]:
+  """Free-running cross-entropy on the first validation examples (the method's test metric).
+
+  Uses the first `config.eval.num_examples` validation examples in split order, the first
+  `config.eval.free_running_samples` samples of each (0 = the whole segment), batches of
+  `config.eval.batch_size`, temperature-1 sampling keyed by (config.seed, example_id).
+
+  Returns:
+    {"cross_entropy": mean over examples of each example's mean free-running CE, in nats}.
+  """
+  num = min(int(config.eval.num_examples), data.num_examples("validation"))
+  if num == 0:
+    raise ValueError("the validation split has no examples for the free-running loss")
+  length = int(config.eval.free_running_samples) or data.segment_samples
+  if not 0 < length <= data.segment_samples:
+    raise ValueError(f"config.eval.free_running_samples={config.eval.free_running_samples} must "
+                     f"be in [0, {data.segment_samples}] (0 = whole segment)")
+  batch_size = max(1, min(int(config.eval.batch_size), num))
+  per_example = []
+  for batch in data.batches("validation", batch_size, seed=config.seed, epoch=0, shuffle=False,
+                            drop_remainder=False, num_examples=num, process_index=0,
+                            process_count=1):
+    n = len(batch["example_id"])
+    pad = functools.partial(_pad_rows, size=batch_size)
+    out = generator.generate(params, pad(batch["frames"]),
+                             pad(batch["frame_index"][:, :length]),
+                             pad(batch["frame_age"][:, :length]), temperature=1.0,
+                             seed=config.seed, true_audio=pad(batch["audio"][:, :length]),
+                             example_ids=pad(batch["example_id"]))
+    per_example.append(np.asarray(out.cross_entropy)[:n])
+  return {"cross_entropy": float(np.mean(np.concatenate(per_example)))}
+
+
+def _pad_rows(x: np.ndarray, size: int) -> np.ndarray:
+  """Pads a short last batch with copies of its last row (one compilation for all batches)."""
+  return x if len(x) >= size else np.concatenate([x, np.repeat(x[-1:], size - len(x), 0)])
+
+
+def _selection_loss(config, generator, params, data, p_eval_step) -> dict[str, float]:
   """Validation metrics after an epoch; `selection_loss` picks the best epoch."""
   metrics = {f"tf_{k}": v for k, v in
-             evaluate_teacher_forced(p_eval_step, params, data, config).items()}
-  if config.eval.selection_metric == "free_running" and config.model == "parallel":
+             evaluate_teacher_forced(p_eval_step, params, data, config,
+                                     generator=generator).items()}
+  if config.eval.selection_metric == "free_running" and not generator.autoregressive:
     # Without audio input, generating is the teacher-forced forward pass: the same loss.
     metrics["selection_loss"] = metrics["tf_loss"]
   elif config.eval.selection_metric == "free_running":
-    from deepsynth_jax import sampler
-    fr = sampler.free_running_validation(model, unreplicate(params), data, config)
+    fr = free_running_validation(generator, unreplicate(params), data, config)
     metrics.update({f"fr_{k}": v for k, v in fr.items()})
     metrics["selection_loss"] = metrics["fr_cross_entropy"]
   elif config.eval.selection_metric == "teacher_forced":
@@ -266,15 +322,28 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
                        show_progress: bool = True) -> dict[str, Any]:
   """Trains (resuming from `workdir` if it holds a checkpoint) and validates after each epoch.
 
+  The latest checkpoint is saved every `config.checkpoint_every_steps` optimizer steps and at
+  the end of each epoch, after its validation, so that a resume from it holds the epoch's history
+  row and best loss.
+
+  A resume keeps the run's learning-rate schedule or fails: a config or dataset that would give
+  another schedule (`max_steps`, `num_epochs`, `batch_size`, `optimizer`, or another number of
+  train batches per epoch) raises CheckpointError; to train longer, start a new workdir.
+
   Args:
     config: see experiments/configs/default.py.
     workdir: run directory (created); holds run.json, checkpoints, metrics.
-    stop_after_steps: stop (after saving) once this many steps are done in this call, as a
-      preemption would; the same call again resumes. For tests and the resume soak.
+    stop_after_steps: run exactly this many optimizer steps in this call (fewer if training ends
+      first), then save and return, as a preemption would (validating first if the last step
+      ends an epoch); the same call again resumes. For tests and the resume soak.
     show_progress: show a tqdm bar.
 
   Returns:
     The final progress record: step, epoch, best selection loss and per-epoch history.
+
+  Raises:
+    checkpointing.CheckpointError: the workdir holds another run, or resuming would change the
+      learning-rate schedule.
   """
   data = input_pipeline.load_dataset(config.data_dir)
   devices = jax.local_device_count()
@@ -287,16 +356,31 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
                  else config.num_epochs * steps_per_epoch)
   crop = config.crop_samples or None
 
-  checkpointing.write_run_record(workdir, config, _data_facts(data))
+  generator = models.build_generator(config, data.sample_rate)
+  if audio_teacher.FIELD in generator.batch_fields:
+    audio_teacher.add_heard_keys(data)
+  checkpointing.write_run_record(
+      workdir, config, _data_facts(data),
+      learned_from={"uses_key_labels": generator.uses_key_labels,
+                    "frame_mode": str(data.manifest.get("frames", "sparse"))})
   ckpts = checkpointing.RunCheckpoints(workdir)
-  model = models.build_model(config, data.sample_rate)
-  init_batch = next(data.batches("train", batch_size, seed=config.seed, epoch=0, crop_samples=crop))
-  state = create_train_state(config, model, init_batch, total_steps)
+  # Only the fields the model reads reach it: a model without key labels never sees them.
+  init_batch = generator.select_fields(next(data.batches("train", batch_size, seed=config.seed,
+                                                         epoch=0, crop_samples=crop)))
+  state = create_train_state(config, generator, init_batch, total_steps)
   progress = {"step": 0, "epoch": 0, "batch_in_epoch": 0, "best_selection_loss": None,
               "best_step": None, "history": [], "total_steps": total_steps}
   restored = ckpts.restore_latest(state)
   if restored is not None:
     state, progress = restored
+    recorded_steps = progress.get("total_steps", total_steps)
+    if recorded_steps != total_steps:
+      ckpts.close()
+      raise checkpointing.CheckpointError(
+          f"{workdir} was trained on a {recorded_steps}-step learning-rate schedule, but this "
+          f"config and dataset give {total_steps} steps ({steps_per_epoch} train batches per "
+          f"epoch of {config.data_dir}); resume with the run's dataset and config, or pass a new "
+          "--workdir")
     logging.info("resumed from %s at step %d", workdir, int(state.step))
   else:
     logging.info("no checkpoint in %s: starting at step 0", workdir)
@@ -305,17 +389,15 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
 
   _, schedule = create_optimizer(config, total_steps)
   p_train_step = jax.pmap(
-      functools.partial(train_step, model=model, config=config, schedule=schedule),
+      functools.partial(train_step, generator=generator, config=config, schedule=schedule),
       axis_name=AXIS, donate_argnums=(0,))
-  p_eval_step = jax.pmap(functools.partial(eval_step, model=model, config=config),
-                         axis_name=AXIS)
+  p_eval_step = jax.pmap(functools.partial(eval_step, generator=generator), axis_name=AXIS)
   state = replicate(state)
   samples_per_step = config.batch_size * (crop or data.segment_samples)
 
   bar = None
   if show_progress and jax.process_index() == 0:
-    from tqdm import tqdm
-    bar = tqdm(total=total_steps, initial=step, unit="step", dynamic_ncols=True)
+    bar = tqdm.tqdm(total=total_steps, initial=step, unit="step", dynamic_ncols=True)
 
   pending: list[tuple[int, dict]] = []
   last_flush = (time.perf_counter(), step)
@@ -355,6 +437,10 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
     ckpts.save_latest(step, unreplicate(state), progress)
 
   steps_this_call = 0
+
+  def stop_requested() -> bool:
+    return bool(stop_after_steps) and steps_this_call >= stop_after_steps
+
   try:
     while step < total_steps:
       epoch, start_batch = divmod(step, steps_per_epoch)
@@ -363,7 +449,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
       if config.prefetch_batches > 0:
         batches = input_pipeline.prefetch(batches, config.prefetch_batches)
       for batch in batches:
-        state, metrics = p_train_step(state, shard(batch, devices))
+        state, metrics = p_train_step(state, shard(generator.select_fields(batch), devices))
         pending.append((step, metrics))
         step += 1
         steps_this_call += 1
@@ -371,35 +457,39 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
           bar.update(1)
         if step % config.log_every_steps == 0:
           flush()
-        if step % config.checkpoint_every_steps == 0:
+        if step % steps_per_epoch == 0 or step >= total_steps:
+          break  # saved after the epoch's validation, below
+        if step % config.checkpoint_every_steps == 0 or stop_requested():
           save_latest()
-        if step >= total_steps or (stop_after_steps and steps_this_call >= stop_after_steps):
-          break
+        if stop_requested():
+          return progress
         if ckpts.latest.reached_preemption(step):
           save_latest()
           logging.warning("preemption signal: saved step %d; re-run to resume", step)
           return progress
-      epoch_done = step % steps_per_epoch == 0 or step >= total_steps
-      if epoch_done:
-        flush()
-        val = _selection_loss(config, model, state.params, data, p_eval_step)
-        epoch_row = {"epoch": (step - 1) // steps_per_epoch + 1, "step": step,
-                     "train_loss": float(np.mean(epoch_losses)) if epoch_losses else None, **val}
-        epoch_losses.clear()
-        progress["history"].append(epoch_row)
-        writer.write(step, "validation", {k: v for k, v in epoch_row.items()
-                                          if isinstance(v, float)})
-        _report(bar, f"epoch {epoch_row['epoch']} (step {step}): train loss "
-                f"{epoch_row['train_loss']:.4f}, " + ", ".join(
-                    f"{k} {v:.4f}" for k, v in val.items()))
-        best = progress["best_selection_loss"]
-        if best is None or val["selection_loss"] < best:
-          progress.update(best_selection_loss=val["selection_loss"], best_step=step)
-          host_state = unreplicate(state)
-          ckpts.save_best(step, host_state, progress, val["selection_loss"])
-        save_latest()
-      elif stop_after_steps and steps_this_call >= stop_after_steps:
-        save_latest()
+      if step % steps_per_epoch and step < total_steps:
+        raise RuntimeError(f"epoch {epoch + 1} of the train split ended after step {step}, "
+                           f"before its {steps_per_epoch} batches; check the dataset")
+      flush()
+      val = _selection_loss(config, generator, state.params, data, p_eval_step)
+      epoch_row = {"epoch": (step - 1) // steps_per_epoch + 1, "step": step,
+                   "train_loss": float(np.mean(epoch_losses)) if epoch_losses else None, **val}
+      epoch_losses.clear()
+      progress["history"].append(epoch_row)
+      writer.write(step, "validation", {k: v for k, v in epoch_row.items()
+                                        if isinstance(v, float)})
+      _report(bar, f"epoch {epoch_row['epoch']} (step {step}): train loss "
+              f"{epoch_row['train_loss']:.4f}, " + ", ".join(
+                  f"{k} {v:.4f}" for k, v in val.items()))
+      best = progress["best_selection_loss"]
+      if best is None or val["selection_loss"] < best:
+        progress.update(best_selection_loss=val["selection_loss"], best_step=step)
+        ckpts.save_best(step, unreplicate(state), progress, val["selection_loss"])
+      save_latest()
+      if stop_requested():
+        return progress
+      if step < total_steps and ckpts.latest.reached_preemption(step):
+        logging.warning("preemption signal: saved step %d; re-run to resume", step)
         return progress
   finally:
     if bar is not None:
@@ -423,7 +513,9 @@ def main(argv: list[str]) -> None:
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
   quiet_logs()
   if FLAGS.multihost:
-    jax.distributed.initialize()
+    # Unset flags (None) are auto-detected on GPU/TPU clusters (SLURM, Cloud TPU, ...).
+    jax.distributed.initialize(coordinator_address=FLAGS.coordinator_address,
+                               num_processes=FLAGS.num_processes, process_id=FLAGS.process_id)
   logging.info("JAX devices: %s (process %d of %d)", jax.devices(), jax.process_index(),
                jax.process_count())
   try:
@@ -455,6 +547,13 @@ if __name__ == "__main__":
                                   "experiments/configs/cpu.py or table1.py:drop75_l10_c512.",
                                   lock_config=True)
   flags.DEFINE_string("workdir", None, "Run directory (checkpoints, metrics); re-use to resume.")
-  flags.DEFINE_bool("multihost", False, "Call jax.distributed.initialize() (multi-host GPU/TPU).")
+  flags.DEFINE_bool("multihost", False, "Call jax.distributed.initialize() (multi-host GPU/TPU, "
+                    "or several CPU processes with gloo collectives).")
+  flags.DEFINE_string("coordinator_address", None, "With --multihost: host:port of process 0 "
+                      "(default: auto-detected on GPU/TPU clusters).")
+  flags.DEFINE_integer("num_processes", None, "With --multihost: number of processes "
+                       "(default: auto-detected).")
+  flags.DEFINE_integer("process_id", None, "With --multihost: this process's id in "
+                       "[0, num_processes) (default: auto-detected).")
   flags.mark_flags_as_required(["config", "workdir"])
   app.run(main)

@@ -20,6 +20,7 @@ import time
 
 from absl import app, flags
 
+from deepsynth_jax import comparison, evaluate, input_pipeline, listening, runs, train
 from experiments.configs import cpu
 
 flags.DEFINE_string("workdir_root", "runs/ablation", "One workdir per variant below this.")
@@ -49,16 +50,14 @@ def variant_config(name: str):
 
 
 def run_variant(name: str, data) -> dict:
-  from deepsynth_jax import api, evaluate, listening, train
-
   workdir = os.path.join(FLAGS.workdir_root, name)
   start = time.perf_counter()
   train.train_and_evaluate(variant_config(name), workdir)
-  indices = evaluate.spread_indices(data, "test", max(1, FLAGS.num_examples // 4))
+  indices = comparison.spread_indices(data, "test", max(1, FLAGS.num_examples // 4))
   indices = indices[:FLAGS.num_examples]
   result = evaluate.evaluate_run(workdir, "test", data=data, indices=indices,
                                  seconds=FLAGS.seconds, media=False, show_progress=False)
-  run = api.load_run(workdir)
+  run = runs.load_run(workdir)
   length = int(FLAGS.seconds * data.sample_rate)
   probes = listening.listening_report(run, data, "test", indices, length=length,
                                       teacher_forced_fn=evaluate.teacher_forced_fn(run))
@@ -96,8 +95,6 @@ def table(rows: list[dict]) -> str:
 
 def main(argv):
   del argv
-  from deepsynth_jax import input_pipeline, train
-
   train.quiet_logs()
   data = input_pipeline.load_dataset(FLAGS.data_dir)
   rows = []

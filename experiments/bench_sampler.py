@@ -1,30 +1,37 @@
 r"""Generation speed of the sampler: samples/s, real-time factor, and speed-up over the naive one.
 
-  python -m experiments.bench_sampler [--configs=cpu,l7_c128,l7_c256,l10_c256,l10_c512]
+  python -m experiments.bench_sampler [--configs=cpu,l7_c128,l7_c256,l10_c256,l10_c512,keysynth]
       [--batch_sizes=1,16,64] [--naive_configs=cpu,l7_c128,l7_c256] [--repeats=2]
 
-For each config and batch size, times `sampler.generate` (one jitted `lax.scan` over the cached
-incremental forward; compilation excluded, best of --repeats runs) on random-init parameters
-(speed does not depend on training), given the frame conditioning computed beforehand, so that
-the figure is the autoregressive sampling itself, comparable with the PyTorch reference (which is
-given its conditioning at audio rate). The frame encoder runs once per frame, not per sample; its
-cost is printed separately (frames/s, batches of 64 frames): with sparse video at about 8 frames
-per second of audio it adds 8 / (frames/s) seconds per second of audio.
+For each config and batch size, times its generator's `generate` (compilation excluded, best of
+--repeats runs) on random-init parameters (speed does not depend on training). An autoregressive
+generator (the WaveNet: one jitted `lax.scan` over the cached incremental forward) is given the
+frame conditioning computed beforehand, so that the figure is the autoregressive sampling itself,
+comparable with the PyTorch reference (which is given its conditioning at audio rate); a one-pass
+generator (keysynth) is timed from the frames. The frame encoder runs once per frame, not per
+sample; its cost is printed separately (frames/s, batches of 64 frames): with sparse video at
+about 8 frames per second of audio it adds 8 / (frames/s) seconds per second of audio.
 
 samples/s is wall-clock; "per CPU-s" divides by the process's CPU time instead, which moves less
 when other jobs share the 2 cores (XLA runs this loop on one thread, so on an idle machine the
 two agree). The number of
 generated samples per run is chosen so that a run is about --gflop_per_run of work (between 100
-and 4,000 steps). The naive sampler (`sampler.naive_generate`: the parallel forward over the
+and 4,000 steps). The naive sampler (`autoregressive.naive_generate`: the parallel forward over the
 receptive field at every step) is timed for a run as long as its receptive field, so that every
 step does its steady-state work.
 
 Configs: `cpu` (experiments/configs/cpu.py, 7 x 64), `lL_cC` (L layers x C channels with the
-Table 1 encoder and conditioning, i.e. the Table 1 settings without their dropout).
+Table 1 encoder and conditioning, i.e. the Table 1 settings without their dropout), `keysynth`
+(experiments/configs/keysynth_cpu.py).
 Reference (../shared/TARGETS.md, this machine kind, 2 cores): a public PyTorch WaveNet generates
 7 x 128 at 955-1,763 samples/s at batch 1 and 8,728-16,918 at batch 16, and 10 x 512 at 110-200;
-our targets are 40,000, 150,000 and 1,500. The FLOP counts printed are the multiply-adds x 2 of
-one sample's step; GFLOP/s relates the speed to what the 2 cores can do.
+our targets are 40,000, 150,000 and 1,500.
+
+FLOPs (multiply-adds x 2) by XLA's cost analysis (`experiments.peak.compiled_flops`): of one
+incremental step of the batch for an autoregressive generator (XLA counts a scan's body once, so
+the scan itself cannot be counted; sampling from the logits is left out), of the whole `generate`
+call for a one-pass generator. GFLOP/s is set against the fp32 matmul peak measured in the same
+process (`experiments.peak.matmul_peak`).
 """
 
 from __future__ import annotations
@@ -33,23 +40,29 @@ import functools
 import os
 import platform
 import time
+from collections.abc import Callable
+from typing import Any
 
 import jax
 import jax.numpy as jnp
+import ml_collections
 import numpy as np
 from absl import app, flags
 
-from deepsynth_jax import models, sampler, wavenet
-from experiments.configs import cpu, table1
+from deepsynth_jax import models
+from deepsynth_jax.models import autoregressive
+from experiments import peak
+from experiments.configs import cpu, keysynth_cpu, table1
 
-flags.DEFINE_list("configs", ["cpu", "l7_c128", "l7_c256", "l10_c256", "l10_c512"],
-                  "cpu or lL_cC (L layers x C channels, Table 1 encoder).")
+flags.DEFINE_list("configs", ["cpu", "l7_c128", "l7_c256", "l10_c256", "l10_c512", "keysynth"],
+                  "cpu, lL_cC (L layers x C channels, Table 1 encoder) or keysynth.")
 flags.DEFINE_list("batch_sizes", ["1", "16", "64"], "Batch sizes (clips generated at once).")
 flags.DEFINE_list("naive_configs", ["cpu", "l7_c128", "l7_c256"],
                   "Configs whose naive sampler is timed (batch 1).")
 flags.DEFINE_integer("repeats", 2, "Timed runs per measurement (the best is reported).")
 flags.DEFINE_float("gflop_per_run", 30.0, "Work per timed run, which sets its length.")
-flags.DEFINE_integer("unroll", sampler.DEFAULT_UNROLL, "Time steps per scan iteration.")
+flags.DEFINE_integer("unroll", autoregressive.DEFAULT_UNROLL,
+                     "Time steps per scan iteration (autoregressive generators).")
 FLAGS = flags.FLAGS
 
 HEIGHT, WIDTH = 32, 208
@@ -59,34 +72,44 @@ PYTORCH = {("l7_c128", 1): "955-1,763", ("l7_c128", 16): "8,728-16,918",
            ("l10_c512", 1): "110-200"}
 
 
-def config_for(name: str):
+def config_for(name: str) -> ml_collections.ConfigDict:
+  """The config a --configs name stands for."""
   if name == "cpu":
     return cpu.get_config()
+  if name == "keysynth":
+    return keysynth_cpu.get_config()
   try:
     layers, channels = (int(x) for x in name[1:].split("_c"))
     assert name.startswith("l")
   except (ValueError, AssertionError):
-    raise app.UsageError(f"unknown config {name!r}; use cpu or lL_cC, e.g. l10_c512") from None
+    raise app.UsageError(f"unknown config {name!r}; use cpu, keysynth or lL_cC, e.g. "
+                         "l10_c512") from None
   return table1.get_config(f"drop75_l{layers}_c{channels}")
 
 
-def step_flops(model: wavenet.WaveNet) -> float:
-  """FLOPs (2 x multiply-adds) of one incremental step of one example."""
-  c, s, g = model.channels, model.skip_channels, 2 * model.channels
-  per_layer = 2 * c * g + c * (c + s)
-  age = model.num_age_features * model.num_layers * g if model.use_frame_age else 0
-  return 2.0 * (2 * c * c + model.num_layers * per_layer + s * c + c * 256 + age)
-
-
-def random_params(model: wavenet.WaveNet, seed: int = 0):
+def random_params(generator: models.Generator, seed: int = 0) -> Any:
   """Random parameters of the model's shapes (no init compilation; speed ignores the values)."""
-  t = jnp.zeros((1, 4), jnp.int32)
-  frames = jnp.zeros((1, 2, HEIGHT, WIDTH), jnp.uint8)
-  shapes = jax.eval_shape(model.init, jax.random.key(0), t, frames, t, t)["params"]
+  batch = {"audio": jnp.zeros((1, 4), jnp.float32),
+           "frames": jnp.zeros((1, 2, HEIGHT, WIDTH), jnp.uint8),
+           "frame_index": jnp.zeros((1, 4), jnp.int32), "frame_age": jnp.zeros((1, 4), jnp.int32)}
+  shapes = jax.eval_shape(generator.init, jax.random.key(0), batch)
   rng = np.random.default_rng(seed)
   fan_in = lambda x: x.shape[-2] if len(x.shape) > 1 else 16
   return jax.tree.map(lambda x: jnp.asarray(rng.normal(0, 1 / np.sqrt(fan_in(x)), x.shape),
                                             x.dtype), shapes)
+
+
+def step_flops(module: Any, params: Any, batch: int) -> float | None:
+  """FLOPs of one incremental step (`module.step`) of `batch` examples (XLA count)."""
+  frames = jax.ShapeDtypeStruct((batch, 1, HEIGHT, WIDTH), jnp.uint8)
+  cond = jax.eval_shape(functools.partial(_conditioning, module), params, frames)
+  state = jax.eval_shape(lambda p: module.apply({"params": p}, batch, method="init_state"),
+                         params)
+  token = jax.ShapeDtypeStruct((batch,), jnp.int32)
+  cond_t = jax.ShapeDtypeStruct((batch, *cond.shape[2:]), cond.dtype)
+  return peak.compiled_flops(
+      lambda p, s, t, c, a: module.apply({"params": p}, s, t, c, a, method="step"),
+      params, state, token, cond_t, token)
 
 
 def clips(batch: int, length: int, seed: int = 0):
@@ -98,17 +121,17 @@ def clips(batch: int, length: int, seed: int = 0):
   return jnp.asarray(frames), index, age
 
 
-def bench_encoder(model, params, count: int = 64) -> float:
+def bench_encoder(module: Any, params: Any, count: int = 64) -> float:
   """Frames per second of `frame_conditioning` (encoder + per-layer projections)."""
   frames = jnp.asarray(np.random.default_rng(0).integers(0, 256, (1, count, HEIGHT, WIDTH)),
                        jnp.uint8)
-  _, best, _ = best_time(lambda: _conditioning(model, params, frames), FLAGS.repeats)
+  _, best, _ = best_time(lambda: _conditioning(module, params, frames), FLAGS.repeats)
   return count / best
 
 
 @functools.partial(jax.jit, static_argnums=0)
-def _conditioning(model, params, frames):
-  return model.apply({"params": params}, frames, method="frame_conditioning")
+def _conditioning(module: Any, params: Any, frames: jax.Array) -> jax.Array:
+  return module.apply({"params": params}, frames, method="frame_conditioning")
 
 
 def best_time(fn, repeats: int) -> tuple[float, float, float]:
@@ -125,21 +148,38 @@ def best_time(fn, repeats: int) -> tuple[float, float, float]:
   return first, min(wall), min(cpu_s)
 
 
-def bench_fast(model, params, batch: int, flops: float) -> dict:
-  steps = int(np.clip(FLAGS.gflop_per_run * 1e9 / (batch * flops), 100, 4000))
+def bench_generate(generator: models.Generator, params: Any, batch: int) -> dict:
+  """Samples/s of `generator.generate` at `batch`, and its FLOPs per generated sample."""
+  if generator.autoregressive:
+    flops = step_flops(generator.module, params, batch)
+    flops = None if flops is None else flops / batch
+    per_sample = flops or 1e6
+  else:
+    per_sample = 1e6  # sets the run length only: a one-pass run is one clip of `steps` samples
+  steps = int(np.clip(FLAGS.gflop_per_run * 1e9 / (batch * per_sample), 100, 4000))
   frames, index, age = clips(batch, steps)
-  cond = jax.block_until_ready(_conditioning(model, params, frames))
-  fn = lambda: sampler.generate(model, params, cond, index, age, seed=0,
-                                unroll=FLAGS.unroll).buckets
+  if generator.autoregressive:
+    frames = jax.block_until_ready(_conditioning(generator.module, params, frames))
+  else:
+    total = peak.compiled_flops(lambda p, f, i, a: generator.generate(p, f, i, a).audio,
+                                params, frames, index, age)
+    flops = None if total is None else total / (batch * steps)
+  if generator.autoregressive:
+    fn: Callable[[], Any] = lambda: autoregressive.generate(
+        generator.module, params, frames, index, age, seed=0, unroll=FLAGS.unroll,
+        quantization=generator.config.quantization).buckets
+  else:
+    fn = lambda: generator.generate(params, frames, index, age, seed=0).audio
   first, best, cpu_s = best_time(fn, FLAGS.repeats)
   return {"steps": steps, "compile_s": first - best, "sps": batch * steps / best,
-          "cpu_sps": batch * steps / cpu_s}
+          "cpu_sps": batch * steps / cpu_s, "flops": flops}
 
 
-def bench_naive(model, params) -> dict:
-  steps = model.receptive_field
+def bench_naive(generator: models.Generator, params: Any) -> dict:
+  module = generator.module
+  steps = module.receptive_field
   frames, index, age = clips(1, steps)
-  fn = lambda: sampler.naive_generate(model, params, frames, index, age, seed=0).buckets
+  fn = lambda: autoregressive.naive_generate(module, params, frames, index, age, seed=0).buckets
   _, best, cpu_s = best_time(fn, 1)
   return {"steps": steps, "sps": steps / best, "cpu_sps": steps / cpu_s}
 
@@ -147,28 +187,33 @@ def bench_naive(model, params) -> dict:
 def main(argv):
   del argv
   load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+  peak_flops = peak.matmul_peak()
   print(f"# sampler speed: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
         f"load average {load:.1f} at start; jax {jax.__version__} on {jax.devices()[0]}; "
         f"unroll {FLAGS.unroll}")
+  print(peak.peak_line(peak_flops))
   print("| config | layers x channels | batch | samples/s | x real time (4 kHz) | per CPU-s "
-        "| MFLOP/sample | GFLOP/s | steps timed | compile (s) | target | public PyTorch |")
-  print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+        "| MFLOP/sample | GFLOP/s | of peak | steps timed | compile (s) | target | "
+        "public PyTorch |")
+  print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
   encoder = {}
   fast_b1 = {}
   for name in FLAGS.configs:
-    config = config_for(name)
-    model = models.build_model(config, SAMPLE_RATE)
-    params = random_params(model)
-    flops = step_flops(model)
-    encoder[name] = bench_encoder(model, params)
+    generator = models.build_generator(config_for(name), SAMPLE_RATE)
+    params = random_params(generator)
+    if generator.autoregressive:
+      encoder[name] = bench_encoder(generator.module, params)
     for batch in (int(b) for b in FLAGS.batch_sizes):
-      r = bench_fast(model, params, batch, flops)
+      r = bench_generate(generator, params, batch)
       if batch == 1:
         fast_b1[name] = r["sps"]
       target = TARGETS.get((name, batch))
-      print(f"| {name} | {model.num_layers} x {model.channels} | {batch} | {r['sps']:,.0f} | "
-            f"{r['sps'] / SAMPLE_RATE:.2f} | {r['cpu_sps']:,.0f} | {flops / 1e6:.2f} | "
-            f"{r['sps'] * flops / 1e9:.1f} | "
+      flop_s = None if r["flops"] is None else r["sps"] * r["flops"]
+      mflop = "-" if r["flops"] is None else f"{r['flops'] / 1e6:.2f}"
+      gflop_s = "-" if flop_s is None else f"{flop_s / 1e9:.1f}"
+      print(f"| {name} | {peak.model_size(generator.module)} | {batch} | {r['sps']:,.0f} | "
+            f"{r['sps'] / SAMPLE_RATE:.2f} | {r['cpu_sps']:,.0f} | "
+            f"{mflop} | {gflop_s} | {peak.fraction(flop_s, peak_flops)} | "
             f"{r['steps']} | {r['compile_s']:.1f} | {f'>= {target:,}' if target else '-'} | "
             f"{PYTORCH.get((name, batch), '-')} |", flush=True)
 
@@ -179,12 +224,15 @@ def main(argv):
         "field) | fast batch 1 | speed-up (wall) |")
   print("|---|---:|---:|---:|---:|---:|")
   for name in FLAGS.naive_configs:
-    model = models.build_model(config_for(name), SAMPLE_RATE)
-    params = random_params(model)
-    r = bench_naive(model, params)
+    generator = models.build_generator(config_for(name), SAMPLE_RATE)
+    if not generator.autoregressive:
+      raise app.UsageError(f"--naive_configs: {name} is not autoregressive; it has no naive "
+                           "sampler")
+    params = random_params(generator)
+    r = bench_naive(generator, params)
     fast = fast_b1.get(name)
     if fast is None:
-      fast = bench_fast(model, params, 1, step_flops(model))["sps"]
+      fast = bench_generate(generator, params, 1)["sps"]
     print(f"| {name} | {r['sps']:,.1f} | {r['cpu_sps']:,.1f} | {r['steps']} | {fast:,.0f} | "
           f"{fast / r['sps']:,.0f}x |", flush=True)
 

@@ -1,10 +1,14 @@
 r"""Training throughput: audio samples per second and seconds per step of the pmapped train step.
 
-  python -m experiments.bench_train [--configs=cpu,l7_c128,drop75_l10_c512] [--batch=8]
+  python -m experiments.bench_train [--configs=cpu,l7_c128,drop75_l10_c512,keysynth] [--batch=8]
       [--samples=8000] [--steps=5]
 
 Runs the real `train.train_step` (jit + pmap over the local devices, donated state) on synthetic
 batches of the dataset's shapes (frames 32x208, 40 frames per clip), so it needs no dataset.
+Each row's GFLOP/s is set against the fp32 matmul peak measured in the same process
+(`experiments.peak`). FLOPs of a step: XLA's cost analysis of the loss's forward + backward pass
+(`jax.value_and_grad`) on the whole global batch, multiply-adds x 2; the optimizer update
+(a few FLOPs per parameter) is left out.
 Reference (../shared/TARGETS.md, this machine kind, 2 cores): a public PyTorch WaveNet trains
 7 x 128 at 26,000-33,800 samples/s and 10 x 512 at 1,553 samples/s (batch 8 x 8,000); our targets
 are 50,000 and 2,500.
@@ -15,18 +19,20 @@ from __future__ import annotations
 import functools
 import platform
 import time
+from typing import Any
 
 import jax
+import ml_collections
 import numpy as np
 from absl import app, flags
-from flax import jax_utils
 
 from deepsynth_jax import models, train
-from experiments.configs import cpu, parallel_cpu, table1
+from experiments import peak
+from experiments.configs import cpu, keysynth_cpu, table1
 
-flags.DEFINE_list("configs", ["cpu", "l7_c128", "drop75_l7_c256", "drop75_l10_c512"],
-                  "cpu, lL_cC (a WaveNet of L layers x C channels, CPU encoder), parallel, or a "
-                  "Table 1 setting name.")
+flags.DEFINE_list("configs", ["cpu", "l7_c128", "drop75_l7_c256", "drop75_l10_c512", "keysynth"],
+                  "cpu, lL_cC (a WaveNet of L layers x C channels, CPU encoder), keysynth "
+                  "(configs/keysynth_cpu.py), or a Table 1 setting name.")
 flags.DEFINE_integer("batch", 8, "Global batch (examples).")
 flags.DEFINE_integer("samples", 8000, "Audio samples per example.")
 flags.DEFINE_integer("steps", 5, "Timed steps (after 2 warm-up steps).")
@@ -34,11 +40,12 @@ flags.DEFINE_integer("frames", 40, "Frames per clip.")
 FLAGS = flags.FLAGS
 
 
-def config_for(name: str):
+def config_for(name: str) -> ml_collections.ConfigDict:
+  """The config a --configs name stands for."""
   if name == "cpu":
     return cpu.get_config()
-  if name == "parallel":
-    return parallel_cpu.get_config()
+  if name == "keysynth":
+    return keysynth_cpu.get_config()
   if name.startswith("l") and "_c" in name:
     config = cpu.get_config()
     layers, channels = name[1:].split("_c")
@@ -49,6 +56,7 @@ def config_for(name: str):
 
 
 def synthetic_batch(batch: int, samples: int, frames: int, rng: np.random.Generator) -> dict:
+  """A batch of the dataset's keys and shapes: (B, T) audio and frame index/age, (B, F, H, W)."""
   starts = np.sort(rng.choice(np.arange(1, samples), frames - 1, replace=False))
   starts = np.concatenate([[0], starts])
   index = np.searchsorted(starts, np.arange(samples), side="right") - 1
@@ -64,18 +72,31 @@ def synthetic_batch(batch: int, samples: int, frames: int, rng: np.random.Genera
   }
 
 
+def step_flops(generator: models.Generator, params: Any, batch: dict) -> float | None:
+  """FLOPs of one training step's loss forward + backward on the global batch (XLA count)."""
+  base_key = jax.random.key(0)
+
+  def loss_and_grad(params, batch):
+    keys = models.example_keys(base_key, 0, batch["example_id"])
+    return jax.value_and_grad(
+        lambda p: generator.loss(p, batch, train=True, keys=keys)[0])(params)
+
+  return peak.compiled_flops(loss_and_grad, params, batch)
+
+
 def bench(name: str) -> dict:
   config = config_for(name)
   config.batch_size = FLAGS.batch
   devices = jax.local_device_count()
   batch = synthetic_batch(FLAGS.batch, FLAGS.samples, FLAGS.frames, np.random.default_rng(0))
-  model = models.build_model(config)
-  state = train.create_train_state(config, model, batch, total_steps=1000)
+  generator = models.build_generator(config)
+  state = train.create_train_state(config, generator, batch, total_steps=1000)
+  flops = step_flops(generator, state.params, batch)
   _, schedule = train.create_optimizer(config, 1000)
-  step = jax.pmap(functools.partial(train.train_step, model=model, config=config,
+  step = jax.pmap(functools.partial(train.train_step, generator=generator, config=config,
                                     schedule=schedule), axis_name=train.AXIS, donate_argnums=(0,))
-  state = jax_utils.replicate(state)
-  sharded = jax.device_put(train.shard(batch, devices))
+  state = train.replicate(state)
+  sharded = train.shard(batch, devices)
   for _ in range(2):
     state, metrics = step(state, sharded)
   jax.block_until_ready(metrics)
@@ -85,24 +106,28 @@ def bench(name: str) -> dict:
   jax.block_until_ready(metrics)
   seconds = (time.perf_counter() - start) / FLAGS.steps
   return {"config": name, "model": config.model,
-          "layers x channels": (f"{config.wavenet.num_layers} x {config.wavenet.channels}"
-                                if config.model == "wavenet" else
-                                f"{config.parallel.envelope_layers} x "
-                                f"{config.parallel.envelope_hidden} (envelope MLP)"),
-          "s/step": seconds, "samples/s": FLAGS.batch * FLAGS.samples / seconds}
+          "layers x channels": peak.model_size(generator.module),
+          "s/step": seconds, "samples/s": FLAGS.batch * FLAGS.samples / seconds,
+          "flop/s": None if flops is None else flops / seconds}
 
 
 def main(argv):
   del argv
+  peak_flops = peak.matmul_peak()
   print(f"# Training throughput: batch {FLAGS.batch} x {FLAGS.samples} samples, "
         f"{jax.local_device_count()} x {jax.devices()[0].platform}, {platform.processor() or ''} "
         f"jax {jax.__version__}")
-  print("| config | model | layers x channels | s/step | samples/s |")
-  print("|---|---|---|---|---|")
+  print(peak.peak_line(peak_flops))
+  print("# GFLOP/s: XLA cost analysis of the loss's forward + backward (optimizer update left "
+        "out) / s per step")
+  print("| config | model | layers x channels | s/step | samples/s | GFLOP/s | of peak |")
+  print("|---|---|---|---:|---:|---:|---:|")
   for name in FLAGS.configs:
     r = bench(name)
+    gflops = "-" if r["flop/s"] is None else f"{r['flop/s'] / 1e9:,.1f}"
     print(f"| {r['config']} | {r['model']} | {r['layers x channels']} | {r['s/step']:.3f} | "
-          f"{r['samples/s']:,.0f} |", flush=True)
+          f"{r['samples/s']:,.0f} | {gflops} | {peak.fraction(r['flop/s'], peak_flops)} |",
+          flush=True)
 
 
 if __name__ == "__main__":

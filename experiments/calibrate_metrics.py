@@ -25,7 +25,7 @@ import time
 import numpy as np
 from absl import app, flags
 
-from deepsynth_jax import audio as audio_lib
+from data_gen import wav
 from deepsynth_jax import metrics
 
 FLAGS = flags.FLAGS
@@ -85,7 +85,7 @@ class SongRenderer:
       notes[:, 2] += transpose
       notes = notes[(notes[:, 2] >= 21) & (notes[:, 2] <= 108)]
       pcm, _ = self._synth.render_notes(notes, int(self._manifest["sample_rate"]), self._settings)
-      self._cache[key] = audio_lib.pcm16_to_float(pcm)
+      self._cache[key] = wav.pcm16_to_float(pcm)
     return self._cache[key]
 
 

@@ -16,15 +16,22 @@ Ends by printing where everything is and the headline figures.
 from __future__ import annotations
 
 import glob
+import importlib.util
 import json
 import os
 import time
 
 from absl import app, flags
 
+from data_gen import make_dataset
+from deepsynth_jax import comparison, evaluate, input_pipeline, play, train
+
 flags.DEFINE_string("data_dir", "data/deepsynth", "Dataset folder (built if missing).")
 flags.DEFINE_string("out", "demo_out", "Output folder.")
-flags.DEFINE_list("models", ["parallel", "wavenet"], "Which demo models: parallel, wavenet.")
+flags.DEFINE_list("models", ["keysynth", "keysynth_labels", "wavenet"],
+                  "Which demo models (models/demo_<name>): keysynth (no key labels, the default), "
+                  "keysynth_labels (trained on the simulator's key labels: the upper bound), "
+                  "wavenet (the method).")
 flags.DEFINE_string("models_dir", "models", "Folder holding the shipped demo_<name> models.")
 flags.DEFINE_bool("train", False, "Train the demo models here instead of using the shipped ones.")
 flags.DEFINE_integer("examples_per_song", 2, "Test segments evaluated per test song.")
@@ -34,14 +41,14 @@ flags.DEFINE_string("midi_dir", None, "Your own MIDI files: each is played and h
 FLAGS = flags.FLAGS
 
 # The command that produces each shipped model (its README.md and train.log record the run).
-TRAIN_CONFIGS = {"parallel": "experiments/configs/parallel_cpu.py",
+TRAIN_CONFIGS = {"keysynth": "experiments/configs/keysynth_cpu.py",
+                 "keysynth_labels": "experiments/configs/keysynth_labels_cpu.py",
                  "wavenet": "experiments/configs/cpu.py"}
 
 
 def ensure_dataset(data_dir: str) -> None:
   if os.path.exists(os.path.join(data_dir, "manifest.json")):
     return
-  from data_gen import make_dataset
   print(f"[demo] building the 20-song dataset in {data_dir} ...", flush=True)
   start = time.perf_counter()
   make_dataset.build_dataset(data_dir)
@@ -56,9 +63,6 @@ def model_workdir(name: str) -> str:
       raise SystemExit(f"[demo] no shipped model at {path}; run `make demo ARGS=--train` to train "
                        "one here")
     return path
-  import importlib.util
-
-  from deepsynth_jax import train
   spec = importlib.util.spec_from_file_location("demo_config", TRAIN_CONFIGS[name])
   module = importlib.util.module_from_spec(spec)
   spec.loader.exec_module(module)
@@ -72,13 +76,11 @@ def model_workdir(name: str) -> str:
 
 def main(argv):
   del argv
-  from deepsynth_jax import evaluate, input_pipeline, play, train
-
   train.quiet_logs()
   start = time.perf_counter()
   ensure_dataset(FLAGS.data_dir)
   data = input_pipeline.load_dataset(FLAGS.data_dir)
-  indices = evaluate.spread_indices(data, "test", FLAGS.examples_per_song)
+  indices = comparison.spread_indices(data, "test", FLAGS.examples_per_song)
   test_songs = sorted({data.segment("test", i)[0] for i in indices})
   summary = {}
   for name in FLAGS.models:
@@ -103,8 +105,8 @@ def main(argv):
                            max_seconds=FLAGS.song_seconds)
         songs.append({"song": stem, "video.mp4": played["video.mp4"],
                       "seconds": played["seconds"]})
-    summary[name] = {"workdir": workdir, "metrics": os.path.join(out, "test_segments",
-                                                                  "metrics.json"),
+    summary[name] = {"workdir": workdir, "learned_from": result["learned_from"],
+                     "metrics": os.path.join(out, "test_segments", "metrics.json"),
                      "mean": result["mean"], "speed": result["speed"], "songs": songs,
                      "listening": result["listening"]}
 
@@ -131,7 +133,8 @@ def headline(summary: dict, wall: float) -> str:
 
     swap = s["listening"]["swap"]["mean"]
     silence = s["listening"]["silence"]
-    lines.append(f"  {name}: onset F1 {trio('onset_f1')}; pitch F1 {trio('pitch_f1')}; "
+    lines.append(f"  {name} ({comparison.learned_from_text(s['learned_from'])}):")
+    lines.append(f"    onset F1 {trio('onset_f1')}; pitch F1 {trio('pitch_f1')}; "
                  f"free-running CE {m['free_running_cross_entropy']:.3f} nats; "
                  f"{s['speed'].get('real_time_factor', float('nan')):.1f}x real time")
     lines.append(f"    listens to the video? swap test onset F1 {swap['vs_shown_onset_f1']:.2f} vs "

@@ -1,6 +1,6 @@
 r"""Exports a trained run's best checkpoint as a small, self-describing model folder.
 
-  python -m experiments.export_run --workdir=runs/parallel_cpu --out=models/demo_parallel
+  python -m experiments.export_run --workdir=runs/keysynth_cpu --out=models/demo_keysynth
 
 The folder is itself a valid workdir for `sample()`, `python -m deepsynth_jax.evaluate` and
 `python -m deepsynth_jax.play`: run.json, best/<step>/ (parameters only; no optimizer state), the

@@ -4,7 +4,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-APT_PACKAGES=(libfluidsynth3 fluid-soundfont-gm)
+# chromium + chromium-driver: the browser test of the instrument (tests/test_instrument_browser.py).
+APT_PACKAGES=(libfluidsynth3 fluid-soundfont-gm chromium chromium-driver)
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

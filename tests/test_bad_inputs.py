@@ -118,10 +118,17 @@ def test_sample_checkpoint_and_config_mismatches(run_dir, clip, mixed_up_run,
                             api.SampleInputError)
   assert "params do not fit config" in message and "trained with" in message
   other_model = test_config.get_config()
-  other_model.model = "parallel"
-  _one_line_error(lambda: deepsynth_jax.sample(frames, starts, params=run.params,
-                                               config=other_model, seconds=0.1),
-                  api.SampleInputError)
+  other_model.model = "keysynth"  # WaveNet params with KeySynth's config
+  message = _one_line_error(lambda: deepsynth_jax.sample(frames, starts, params=run.params,
+                                                         config=other_model, seconds=0.1),
+                            api.SampleInputError)
+  assert "params do not fit config" in message and "trained with" in message
+  unknown = test_config.get_config()
+  unknown.model = "parallel"  # a name no longer registered
+  message = _one_line_error(lambda: deepsynth_jax.sample(frames, starts, params=run.params,
+                                                         config=unknown, seconds=0.1),
+                            api.SampleInputError)
+  assert "'parallel'" in message and "keysynth" in message and "wavenet" in message
   message = _one_line_error(lambda: deepsynth_jax.sample(frames, starts, checkpoint=mixed_up_run),
                             checkpointing.CheckpointError)
   assert "does not fit the config in its run.json" in message and "re-train" in message

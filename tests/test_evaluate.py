@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 from scipy.io import wavfile
 
-from deepsynth_jax import api, checkpointing, evaluate, sampler
+from deepsynth_jax import api, checkpointing, evaluate
+from deepsynth_jax.models import autoregressive
 from experiments.configs import test as test_config
 
 sys.path.insert(0, os.path.dirname(__file__))
@@ -57,17 +58,17 @@ def test_metrics_json_and_media(run_dir, data, result):
   # The WAVs hold the sampler's audio for (seed 0, example id 0) and the true audio.
   run = api.load_run(run_dir)
   ex = data.example("validation", 0)
-  expected = sampler.generate(run.model, run.params, ex["frames"][None],
-                              ex["frame_index"][None, :2000], ex["frame_age"][None, :2000],
-                              seed=0, example_ids=[0], true_audio=ex["audio"][None, :2000])
+  expected = autoregressive.generate(run.generator.module, run.params, ex["frames"][None],
+                                     ex["frame_index"][None, :2000], ex["frame_age"][None, :2000],
+                                     seed=0, example_ids=[0], true_audio=ex["audio"][None, :2000])
   assert rows[0]["free_running_cross_entropy"] == pytest.approx(float(expected.cross_entropy[0]),
                                                                 rel=1e-6)
   files = rows[0]["files"]
   rate, generated = wavfile.read(os.path.join(out, files["generated_wav"]))
   assert rate == 4000 and generated.dtype == np.int16 and generated.shape == (2000,)
-  np.testing.assert_allclose(generated / 32767, np.asarray(expected.audio[0]), atol=1e-4)
+  np.testing.assert_allclose(generated / 32768, np.asarray(expected.audio[0]), atol=1e-4)
   _, reference = wavfile.read(os.path.join(out, files["reference_wav"]))
-  np.testing.assert_allclose(reference / 32767, ex["audio"][:2000], atol=1e-4)
+  np.testing.assert_allclose(reference / 32768, ex["audio"][:2000], atol=1e-4)
   with open(os.path.join(out, files["figure"]), "rb") as f:
     assert f.read(8) == b"\x89PNG\r\n\x1a\n"
   with open(os.path.join(out, files["video"]), "rb") as f:
@@ -105,6 +106,9 @@ def test_errors_name_the_problem(run_dir, data, tmp_path):
     evaluate.evaluate_run(run_dir, "dev", 1, data=data)
   with pytest.raises(evaluate.EvaluationError, match="seconds"):
     evaluate.evaluate_run(run_dir, "test", 1, data=data, seconds=60)
+  for seconds in (float("inf"), float("nan"), -1.0):  # inf used to raise OverflowError
+    with pytest.raises(evaluate.EvaluationError, match="seconds"):
+      evaluate.evaluate_run(run_dir, "test", 1, data=data, seconds=seconds)
   foreign = tmp_path / "foreign"
   foreign.mkdir()
   (foreign / "notes.txt").write_text("someone else's")

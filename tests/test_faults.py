@@ -7,6 +7,7 @@ compilation cache; `python -m experiments.soak_resume` is the long version (>= 1
 
 from __future__ import annotations
 
+import builtins
 import errno
 import logging
 import os
@@ -20,8 +21,6 @@ import jax
 import numpy as np
 import pytest
 from conftest import make_song_midi
-from orbax.checkpoint._src.handlers import json_checkpoint_handler
-from orbax.checkpoint._src.path import async_path
 
 from data_gen import make_dataset
 from deepsynth_jax import checkpointing, train
@@ -87,22 +86,38 @@ def test_sigkill_during_a_checkpoint_write_then_resume_is_bit_identical(
   assert not soak.temp_dirs(run_dir), "a partial checkpoint was left behind"
 
 
+def _under(path, folder: str) -> bool:
+  """Whether `path` (a str or os.PathLike; not a file descriptor) lies inside `folder`."""
+  if not isinstance(path, (str, os.PathLike)):
+    return False
+  return os.path.abspath(os.fspath(path)).startswith(os.path.abspath(folder) + os.sep)
+
+
 def test_disk_full_during_a_checkpoint_is_one_clear_error(tiny_data_dir, tmp_path, monkeypatch):
+  """The disk fills up in the middle of the second checkpoint write: the write's first file is
+  on disk, every later file write in it fails with ENOSPC (injected at Python's `open`)."""
   workdir = str(tmp_path / "run")
-  real_save = json_checkpoint_handler.JsonCheckpointHandler._save_fn
-  saves = []
+  real_open = builtins.open
+  checkpoints = []  # the step directories (orbax's temporary ones) written to, in order
+  failed = []
 
-  async def disk_full_on_second_save(self, x, directory):
-    saves.append(str(directory))
-    if len(saves) >= 2:
-      raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(directory / "progress"))
-    return await real_save(self, x, directory)
+  def disk_fills_up_in_the_second_checkpoint(file, mode="r", *args, **kwargs):
+    if any(c in mode for c in "wax+") and any(
+        _under(file, os.path.join(workdir, d)) for d in ("checkpoints", "best")):
+      step_dir = os.path.relpath(os.fspath(file), workdir).split(os.sep)[:2]
+      if step_dir not in checkpoints:
+        checkpoints.append(step_dir)  # the write's first file gets onto the disk
+      elif checkpoints.index(step_dir) == 1:
+        failed.append(os.fspath(file))
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), os.fspath(file))
+    return real_open(file, mode, *args, **kwargs)
 
-  monkeypatch.setattr(json_checkpoint_handler.JsonCheckpointHandler, "_save_fn",
-                      disk_full_on_second_save)
+  monkeypatch.setattr(builtins, "open", disk_fills_up_in_the_second_checkpoint)
   with pytest.raises(checkpointing.CheckpointError) as info:
     train.train_and_evaluate(_config(tiny_data_dir), workdir, show_progress=False)
   monkeypatch.undo()
+  assert failed, "no write of the second checkpoint failed"
+  assert checkpoints[1][0] == "checkpoints" and checkpoints[1][1].split(".")[0] == "4"
   message = str(info.value)
   assert "\n" not in message
   assert "step 4 checkpoint" in message and "No space left on device (ENOSPC)" in message
@@ -120,19 +135,29 @@ def test_disk_full_during_a_checkpoint_is_one_clear_error(tiny_data_dir, tmp_pat
 def test_read_only_disk_at_commit_keeps_the_previous_checkpoint(tmp_path, monkeypatch):
   """The rename that commits a checkpoint fails: nothing half-made is ever loaded."""
   workdir = str(tmp_path / "run")
+  checkpoints = os.path.join(workdir, "checkpoints")
   state = {"w": np.arange(6, dtype=np.float32).reshape(2, 3), "step": np.asarray(1, np.int32)}
   ckpts = checkpointing.RunCheckpoints(workdir)
   ckpts.save_latest(1, state, {"step": 1})
+  commits = []
 
-  async def read_only(src, dst):
-    raise OSError(errno.EROFS, os.strerror(errno.EROFS), str(dst))
+  def read_only_at_commit(real):
+    def rename(src, dst, *args, **kwargs):
+      # A finished step directory moved into checkpoints/ is the commit.
+      if os.path.dirname(os.path.abspath(os.fspath(dst))) == checkpoints:
+        commits.append(os.fspath(dst))
+        raise OSError(errno.EROFS, os.strerror(errno.EROFS), os.fspath(dst))
+      return real(src, dst, *args, **kwargs)
+    return rename
 
-  monkeypatch.setattr(async_path, "rename", read_only)
+  monkeypatch.setattr(os, "rename", read_only_at_commit(os.rename))
+  monkeypatch.setattr(os, "replace", read_only_at_commit(os.replace))
   with pytest.raises(checkpointing.CheckpointError,
                      match=r"cannot save the step 2 checkpoint .*Read-only file system "
                            r"\(EROFS\)\); the previous checkpoint \(step 1\) is kept\. .*writable"):
     ckpts.save_latest(2, {"w": state["w"] + 1, "step": np.asarray(2, np.int32)}, {"step": 2})
   monkeypatch.undo()
+  assert commits == [os.path.join(checkpoints, "2")], "the fault did not hit the commit"
   ckpts.close()
   again = checkpointing.RunCheckpoints(workdir)
   assert again.latest.all_steps() == [1]

@@ -9,7 +9,7 @@ import shutil
 import numpy as np
 import pytest
 
-from deepsynth_jax import frames as frames_lib
+from data_gen import frame_timing
 from deepsynth_jax import input_pipeline as ip
 
 KEYS = {"audio": (np.float32, (20000,)), "frames": (np.uint8, None),
@@ -63,14 +63,62 @@ def test_example_matches_song_file(data, data_dir):
       np.testing.assert_array_equal(ex["frame_start"][:n], rebased)
       assert np.all(ex["frame_start"][n:] == 20000)
       assert first + n == len(fs) or fs[first + n] >= start + 20000
-      idx, age = frames_lib.frame_index_and_age(rebased, 20000)
+      idx, _ = frame_timing.frame_index_and_age(rebased, 20000)
       np.testing.assert_array_equal(ex["frame_index"], idx)
-      np.testing.assert_array_equal(ex["frame_age"], age)
+      # The true age: the first frame's counts from its start in the song, not the window's.
+      np.testing.assert_array_equal(ex["frame_age"], start + np.arange(20000) - fs[first + idx])
       assert ex["example_id"] == i
       seg_notes = data.notes(split, i)
       inside = (notes[:, 0] < start + 20000) & (notes[:, 1] > start)
       assert len(seg_notes) == inside.sum()
       assert seg_notes[:, :2].min() >= 0 and seg_notes[:, :2].max() <= 20000
+
+
+def _synthetic_data() -> ip.DeepSynthData:
+  """One 40,000-sample song whose audio is its sample index / 2**16 (so a crop's first sample
+  gives its offset), frames starting at 0, 5000, 14000, 30000 and 33000, and two train segments
+  (20,000 samples at 0 and 12,000; the second starts inside frame 1, 7000 samples into it)."""
+  n, starts = 40000, np.array([0, 5000, 14000, 30000, 33000], np.int64)
+  song = {"audio": np.arange(n, dtype=np.float32) / np.float32(2 ** 16),
+          "frames": np.arange(len(starts), dtype=np.uint8)[:, None, None] * np.ones((1, 2, 3),
+                                                                                   np.uint8),
+          "frame_keys": np.zeros((len(starts), 88), np.uint8), "frame_start": starts,
+          "notes": np.zeros((0, 4), np.int64)}
+  manifest = {"sample_rate": 4000, "segment_samples": 20000, "max_frames_per_segment": 4,
+              "splits": {"train": [[0, 0], [0, 12000]]}}
+  return ip.DeepSynthData("synthetic", manifest, [song])
+
+
+def test_age_is_true_age_when_the_window_starts_inside_a_frame():
+  data = _synthetic_data()
+  ex = data.example("train", 1)  # window [12000, 32000): frames 1 (from 5000), 2, 3
+  assert int(ex["num_frames"]) == 3
+  # frame_start stays a clip's frame list ([0] == 0, what frame_timing and the baseline take) ...
+  np.testing.assert_array_equal(ex["frame_start"], [0, 2000, 18000, 20000])
+  # ... but the age is the time since each frame really became current: 7000 at the window start.
+  np.testing.assert_array_equal(ex["frame_age"][[0, 1999, 2000, 17999, 18000, 19999]],
+                                [7000, 8999, 0, 15999, 0, 1999])
+  want = 12000 + np.arange(20000) - np.array([5000, 14000, 30000])[ex["frame_index"]]
+  np.testing.assert_array_equal(ex["frame_age"], want)
+  np.testing.assert_array_equal(data.example("train", 0)["frame_age"][:5000], np.arange(5000))
+
+
+def test_crop_in_the_middle_of_a_frame_reports_its_true_age():
+  data = _synthetic_data()
+  song_starts = np.array([0, 5000, 14000, 30000, 33000])
+  offsets = set()
+  for epoch in range(20):
+    for batch in data.batches("train", 2, seed=0, epoch=epoch, crop_samples=1000, shuffle=False,
+                              process_index=0, process_count=1):
+      for row in range(2):
+        pos = np.round(batch["audio"][row] * 2 ** 16).astype(np.int64)  # song samples
+        current = np.searchsorted(song_starts, pos, side="right") - 1
+        np.testing.assert_array_equal(batch["frame_age"][row], pos - song_starts[current])
+        shown = batch["frames"][row, batch["frame_index"][row], 0, 0]
+        np.testing.assert_array_equal(shown, current)  # frames[i] is filled with i
+        offsets.add(int(pos[0]))
+  # Some crops start inside frame 1 of the segment at 12,000, whose age there is 7000 + offset.
+  assert any(12000 <= o < 14000 for o in offsets)
 
 
 def test_batch_shapes_and_dtypes(data):

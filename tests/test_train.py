@@ -122,13 +122,14 @@ def test_nan_loss_stops_with_step_and_keeps_last_good_checkpoint(uninterrupted, 
   config, _, _ = uninterrupted
   workdir = str(tmp_path / "nan_run")
   train.train_and_evaluate(config, workdir, stop_after_steps=2, show_progress=False)
-  real_loss = models.loss_fn
+  generator_class = models.REGISTRY[config.model]
+  real_loss = generator_class.loss
 
-  def nan_loss(*args, **kwargs):
-    loss, metrics = real_loss(*args, **kwargs)
+  def nan_loss(self, *args, **kwargs):
+    loss, metrics = real_loss(self, *args, **kwargs)
     return loss * jnp.nan, {**metrics, "loss": loss * jnp.nan}
 
-  monkeypatch.setattr(models, "loss_fn", nan_loss)
+  monkeypatch.setattr(generator_class, "loss", nan_loss)
   with pytest.raises(train.NonFiniteLossError, match="at step 2.*step 2"):
     train.train_and_evaluate(config, workdir, show_progress=False)
   step, restored = _params(workdir)
@@ -151,9 +152,9 @@ def _synthetic_batch(batch=4, samples=256, seed=0):
           "example_id": np.arange(batch, dtype=np.int32)}
 
 
-def _step_fn(config, model, total_steps, devices):
+def _step_fn(config, generator, total_steps, devices):
   _, schedule = train.create_optimizer(config, total_steps)
-  return jax.pmap(functools.partial(train.train_step, model=model, config=config,
+  return jax.pmap(functools.partial(train.train_step, generator=generator, config=config,
                                     schedule=schedule),
                   axis_name=train.AXIS, devices=devices)
 
@@ -163,12 +164,12 @@ def test_one_and_two_devices_give_the_same_update():
     pytest.skip("needs XLA_FLAGS=--xla_force_host_platform_device_count=2 (set by `make test`)")
   config = test_config.get_config()
   batch = _synthetic_batch()
-  model = models.build_model(config)
-  state = train.create_train_state(config, model, batch, total_steps=10)
+  generator = models.build_generator(config)
+  state = train.create_train_state(config, generator, batch, total_steps=10)
   results = []
   for n in (1, 2):
     devices = jax.local_devices()[:n]
-    step = _step_fn(config, model, 10, devices)
+    step = _step_fn(config, generator, 10, devices)
     replicated = jax.tree.map(lambda x, n=n: np.broadcast_to(np.asarray(x), (n, *np.shape(x))),
                               state)
     sharded = {k: v.reshape((n, -1, *v.shape[1:])) for k, v in batch.items()}
@@ -187,9 +188,9 @@ def test_tiny_model_overfits_a_tiny_batch():
   config.optimizer.learning_rate = 1e-2
   config.optimizer.warmup_steps = 5
   batch = _synthetic_batch()
-  model = models.build_model(config)
-  state = train.create_train_state(config, model, batch, total_steps=150)
-  step = _step_fn(config, model, 150, jax.local_devices()[:1])
+  generator = models.build_generator(config)
+  state = train.create_train_state(config, generator, batch, total_steps=150)
+  step = _step_fn(config, generator, 150, jax.local_devices()[:1])
   state = jax.tree.map(lambda x: np.asarray(x)[None], state)
   sharded = {k: v[None] for k, v in batch.items()}
   losses = []
@@ -205,12 +206,12 @@ def test_evaluation_has_no_dropout():
   config = test_config.get_config()
   config.wavenet.audio_dropout = 0.75
   batch = jax.tree.map(jnp.asarray, _synthetic_batch())
-  model = models.build_model(config)
-  params = models.init_params(model, config, jax.random.key(0), batch)
+  generator = models.build_generator(config)
+  params = generator.init(jax.random.key(0), batch)
   keys = models.example_keys(jax.random.key(1), 0, batch["example_id"])
-  eval_a, _ = models.loss_fn(model, params, batch, config, train=False)
-  eval_b, _ = models.loss_fn(model, params, batch, config, train=False, keys=keys)
-  train_loss, _ = models.loss_fn(model, params, batch, config, train=True, keys=keys)
+  eval_a, _ = generator.loss(params, batch, train=False)
+  eval_b, _ = generator.loss(params, batch, train=False, keys=keys)
+  train_loss, _ = generator.loss(params, batch, train=True, keys=keys)
   assert float(eval_a) == float(eval_b)
   assert float(train_loss) != float(eval_a)
 

@@ -7,8 +7,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from deepsynth_jax import wavenet
-from deepsynth_jax.frames import frame_index_and_age
+from data_gen.frame_timing import frame_index_and_age
+from deepsynth_jax import audio as audio_lib
+from deepsynth_jax.models import wavenet
 
 H, W = 16, 32
 
@@ -30,7 +31,7 @@ def _inputs(rng: np.random.Generator, batch: int = 2, t: int = 64, num_frames: i
 
 
 def _init(model, buckets, frames, index, age):
-  tokens = wavenet.audio_input_tokens(buckets)
+  tokens = audio_lib.audio_input_tokens(buckets)
   return model.init(jax.random.key(0), tokens, frames, index, age)
 
 
@@ -38,7 +39,7 @@ def test_output_shape_and_receptive_field():
   model = _model()
   buckets, frames, index, age = _inputs(np.random.default_rng(0))
   params = _init(model, buckets, frames, index, age)
-  logits = model.apply(params, wavenet.audio_input_tokens(buckets), frames, index, age)
+  logits = model.apply(params, audio_lib.audio_input_tokens(buckets), frames, index, age)
   assert logits.shape == (2, 64, 256)
   assert logits.dtype == jnp.float32
   assert model.receptive_field == 1 + (1 + 2 + 4 + 8) + 1
@@ -46,19 +47,19 @@ def test_output_shape_and_receptive_field():
 
 def test_audio_input_tokens_shift_and_dropout():
   buckets = jnp.arange(12, dtype=jnp.int32).reshape(2, 6)
-  tokens = wavenet.audio_input_tokens(buckets)
-  np.testing.assert_array_equal(tokens[:, 0], wavenet.NO_AUDIO)
+  tokens = audio_lib.audio_input_tokens(buckets)
+  np.testing.assert_array_equal(tokens[:, 0], audio_lib.NO_AUDIO)
   np.testing.assert_array_equal(tokens[:, 1:], buckets[:, :-1])
   big = jnp.zeros((4, 4000), jnp.int32)
   keys = jax.random.split(jax.random.key(1), 4)
-  dropped = wavenet.audio_input_tokens(big, 0.75, keys)
-  frac = float(jnp.mean(dropped[:, 1:] == wavenet.NO_AUDIO))
+  dropped = audio_lib.audio_input_tokens(big, 0.75, keys)
+  frac = float(jnp.mean(dropped[:, 1:] == audio_lib.NO_AUDIO))
   assert 0.72 < frac < 0.78
   # Per-example keys: an example's mask does not depend on its batch neighbours.
-  alone = wavenet.audio_input_tokens(big[1:2], 0.75, keys[1:2])
+  alone = audio_lib.audio_input_tokens(big[1:2], 0.75, keys[1:2])
   np.testing.assert_array_equal(alone[0], dropped[1])
   with pytest.raises(ValueError, match="rng"):
-    wavenet.audio_input_tokens(big, 0.5)
+    audio_lib.audio_input_tokens(big, 0.5)
 
 
 @pytest.mark.parametrize("use_age", [True, False])
@@ -67,7 +68,8 @@ def test_causality_by_gradients(use_age):
   model = _model(use_frame_age=use_age)
   buckets, frames, index, age = _inputs(np.random.default_rng(1), batch=1, t=40)
   params = _init(model, buckets, frames, index, age)
-  emb = model.apply(params, wavenet.audio_input_tokens(buckets), method=lambda m, tok: m.embed(tok))
+  tokens = audio_lib.audio_input_tokens(buckets)
+  emb = model.apply(params, tokens, method=lambda m, tok: m.embed(tok))
   cond = model.apply(params, frames, method=wavenet.WaveNet.frame_conditioning)
 
   for t in (0, 7, 25):
@@ -86,7 +88,7 @@ def test_future_frames_do_not_leak():
   model = _model()
   buckets, frames, index, age = _inputs(np.random.default_rng(2), batch=1, t=60)
   params = _init(model, buckets, frames, index, age)
-  tokens = wavenet.audio_input_tokens(buckets)
+  tokens = audio_lib.audio_input_tokens(buckets)
   base = model.apply(params, tokens, frames, index, age)
   changed = frames.at[:, 2].set(255 - frames[:, 2])  # frame 2 starts at sample 40
   other = model.apply(params, tokens, changed, index, age)
@@ -100,7 +102,7 @@ def test_incremental_step_equals_parallel_forward(layers, per_stack):
   t = 96
   buckets, frames, index, age = _inputs(np.random.default_rng(3), batch=2, t=t)
   params = _init(model, buckets, frames, index, age)
-  tokens = wavenet.audio_input_tokens(buckets)
+  tokens = audio_lib.audio_input_tokens(buckets)
   parallel = model.apply(params, tokens, frames, index, age)
 
   cond = model.apply(params, frames, method=wavenet.WaveNet.frame_conditioning)

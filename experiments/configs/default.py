@@ -18,7 +18,8 @@ def get_config() -> ml_collections.ConfigDict:
   config.data_dir = "data/deepsynth"
   # Every random choice (init, dropout, shuffling, crops) derives from this seed.
   config.seed = 0
-  # Which generator: "wavenet" (autoregressive, the method) or "parallel" (video -> audio at once).
+  # Which model (deepsynth_jax.models.REGISTRY): "wavenet" (autoregressive, the method) or
+  # "keysynth" (a key reader playing a learned additive instrument, a whole clip in one pass).
   config.model = "wavenet"
   # Audio quantization into 256 buckets: "mu_law" or "linear".
   config.quantization = "mu_law"
@@ -35,27 +36,38 @@ def get_config() -> ml_collections.ConfigDict:
   # Probability of replacing each teacher-forced audio input by "no audio" (training only).
   config.wavenet.audio_dropout = 0.75
 
-  config.parallel = ml_collections.ConfigDict()
-  # The parallel generator (model="parallel") reads the keys off each frame with its own small
+  config.keysynth = ml_collections.ConfigDict()
+  # KeySynth (model="keysynth") reads the keys off each frame with its own small
   # key reader and plays them on a learned harmonic instrument; the encoder and conditioning
   # fields below are the WaveNet's (it uses only conditioning.num_age_features).
-  # Key reader: channels of its conv stages and hidden units of its per-column layer.
-  config.parallel.key_channels = (8, 16, 16)
-  config.parallel.key_hidden = 32
+  # Key reader: "placed" reads key k where a piano has it (learning only where the keyboard lies
+  # in the image, so audio alone can teach it); "columns" maps all image columns to the 88 keys
+  # with a dense layer (it must learn which columns are which key: key labels teach that).
+  config.keysynth.reader = "placed"
+  # Channels of the reader's conv stages and hidden units of its per-column layers.
+  config.keysynth.key_channels = (8, 16, 16)
+  config.keysynth.key_hidden = 32
   # Instrument: MLP shared by the 88 keys, from (key age, pitch, held, re-strike cue) to the
   # amplitudes of its harmonics.
-  config.parallel.envelope_hidden = 64
-  config.parallel.envelope_layers = 2
-  config.parallel.num_harmonics = 6
+  config.keysynth.envelope_hidden = 64
+  config.keysynth.envelope_layers = 2
+  config.keysynth.num_harmonics = 6
   # Loss weights: waveform L1, multi-resolution STFT, bucket CE, and the key reader's
   # cross-entropy against the key states the simulator drew (0 = learn the keys from audio alone).
-  config.parallel.l1_weight = 1.0
-  config.parallel.stft_weight = 1.0
-  config.parallel.ce_weight = 0.0
-  config.parallel.key_weight = 1.0
+  config.keysynth.l1_weight = 1.0
+  config.keysynth.stft_weight = 1.0
+  config.keysynth.ce_weight = 0.0
+  # Both 0 / False: no key labels, the model learns from (frames, audio) pairs alone.
+  config.keysynth.key_weight = 0.0
   # Train the instrument on the drawn key states (the reader's are used in evaluation and
   # generation); False plays the reader's in training too (needed with key_weight = 0).
-  config.parallel.teacher_forced_keys = True
+  config.keysynth.teacher_forced_keys = False
+  # Weight of the audio teacher: the reader's "newly pressed" probabilities trained towards the
+  # keys the reference audio says were struck at each frame's start (deepsynth_jax.audio_teacher;
+  # no key labels). 0 = the audio loss alone teaches the reader.
+  config.keysynth.heard_weight = 1.0
+  # FFT sizes (samples) of the multi-resolution STFT loss.
+  config.keysynth.stft_sizes = (64, 128, 256, 512)
 
   config.encoder = ml_collections.ConfigDict()
   # Output channels of each VGG block (each block ends in a 2x2 max-pool).

@@ -18,13 +18,14 @@ DROPOUTS = (0.5, 0.75)
 LAYERS = (7, 10)
 FEATURES = (128, 256, 512)
 
-# The six settings listed in the method's Table 1.
+# The six settings of the method's Table 1, in its row order: (dropout, layers, features) =
+# (0.5 | 0.75) x ((7, 128), (7, 256), (10, 512)).
 SETTINGS = (
     "drop50_l7_c128",
+    "drop50_l7_c256",
+    "drop50_l10_c512",
     "drop75_l7_c128",
     "drop75_l7_c256",
-    "drop75_l10_c256",
-    "drop50_l10_c512",
     "drop75_l10_c512",
 )
 # The full 2 x 2 x 3 grid.

@@ -10,11 +10,11 @@ def get_config():
   config.wavenet.channels = 8
   config.wavenet.skip_channels = 8
   config.wavenet.audio_dropout = 0.5
-  config.parallel.key_channels = (4, 4)
-  config.parallel.key_hidden = 4
-  config.parallel.envelope_hidden = 8
-  config.parallel.envelope_layers = 1
-  config.parallel.num_harmonics = 2
+  config.keysynth.key_channels = (4, 4)
+  config.keysynth.key_hidden = 4
+  config.keysynth.envelope_hidden = 8
+  config.keysynth.envelope_layers = 1
+  config.keysynth.num_harmonics = 2
   config.encoder.channels = (4,)
   config.encoder.convs_per_block = 1
   config.encoder.features = 8

@@ -20,42 +20,21 @@ from typing import Any
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+import optax
 
-from deepsynth_jax.audio import NUM_BUCKETS
-from deepsynth_jax.frame_encoder import (
+from deepsynth_jax import audio as audio_lib
+from deepsynth_jax.audio import NUM_BUCKETS, NUM_TOKENS, audio_input_tokens
+from deepsynth_jax.models import autoregressive
+from deepsynth_jax.models.frame_encoder import (
   FrameConditioning,
   FrameEncoder,
   frame_age_features,
   gather_frames,
 )
-
-NO_AUDIO = NUM_BUCKETS  # token for "previous sample unknown / dropped"
-NUM_TOKENS = NUM_BUCKETS + 1
+from deepsynth_jax.models.generator import GeneratedAudio, Generator
 
 Array = jax.Array
 State = dict[str, Any]
-
-
-def audio_input_tokens(buckets: Array, dropout_rate: float = 0.0,
-                       rng: Array | None = None) -> Array:
-  """Model input tokens for teacher forcing: the previous sample's bucket, with dropout.
-
-  Args:
-    buckets: int32 (B, T) true buckets 0..255.
-    dropout_rate: probability p of replacing each input token by NO_AUDIO (training only).
-    rng: (B,) per-example PRNG keys (required when dropout_rate > 0); keying per example makes
-      the mask independent of how the batch is split across devices.
-
-  Returns:
-    int32 (B, T): token t is bucket t-1 (NO_AUDIO at t = 0), possibly dropped.
-  """
-  tokens = jnp.pad(buckets, ((0, 0), (1, 0)), constant_values=NO_AUDIO)[:, :-1]
-  if dropout_rate > 0.0:
-    if rng is None:
-      raise ValueError("audio-input dropout needs per-example rng keys")
-    keep = jax.vmap(lambda k: jax.random.bernoulli(k, 1.0 - dropout_rate, tokens.shape[1:]))(rng)
-    tokens = jnp.where(keep, tokens, NO_AUDIO)
-  return tokens
 
 
 def _shift_right(x: Array, distance: int) -> Array:
@@ -263,3 +242,55 @@ class WaveNet(nn.Module):
       skip = skip + skip_i
     queues = state["queues"].at[slots].set(jnp.stack(inputs), **index)
     return self._head(skip), {"t": t + 1, "queues": queues}
+
+
+class WaveNetGenerator(Generator):
+  """The method's model: teacher-forced softmax cross-entropy with audio-input dropout in
+  training, generation by the autoregressive `lax.scan` decoder (`autoregressive.generate`)."""
+
+  autoregressive = True
+
+  def build_module(self) -> WaveNet:
+    config = self.config
+    use_video = config.conditioning.get("use_video", True)  # absent in runs made before the flag
+    c = config.wavenet
+    return WaveNet(num_layers=c.num_layers, layers_per_stack=c.layers_per_stack,
+                   channels=c.channels, skip_channels=c.skip_channels, use_video=use_video,
+                   cond_features=config.conditioning.features,
+                   encoder_channels=tuple(config.encoder.channels),
+                   encoder_convs_per_block=config.encoder.convs_per_block,
+                   encoder_features=config.encoder.features,
+                   encoder_input_pool=config.encoder.input_pool,
+                   use_previous_frame=config.conditioning.use_previous_frame,
+                   use_frame_age=config.conditioning.use_frame_age and use_video,
+                   num_age_features=config.conditioning.num_age_features,
+                   sample_rate=self.sample_rate)
+
+  def module_inputs(self, batch: dict) -> tuple[Any, ...]:
+    buckets = audio_lib.quantize(jnp.asarray(batch["audio"]), self.config.quantization)
+    return (audio_input_tokens(buckets), batch["frames"], batch["frame_index"],
+            batch["frame_age"])
+
+  def loss(self, params: Any, batch: dict, *, train: bool,
+           keys: jax.Array | None = None) -> tuple[jax.Array, dict[str, jax.Array]]:
+    """Teacher-forced softmax cross-entropy in nats per sample, with audio-input dropout when
+    `train` (keys: (B,) per-example keys)."""
+    buckets = audio_lib.quantize(batch["audio"], self.config.quantization)
+    rate = self.config.wavenet.audio_dropout if train else 0.0
+    tokens = audio_input_tokens(buckets, rate, keys if rate > 0 else None)
+    logits = self.module.apply({"params": params}, tokens, batch["frames"], batch["frame_index"],
+                               batch["frame_age"])
+    ce = optax.softmax_cross_entropy_with_integer_labels(logits, buckets)
+    accuracy = jnp.mean(jnp.argmax(logits, -1) == buckets)
+    loss = jnp.mean(ce)
+    return loss, {"loss": loss, "cross_entropy": loss, "accuracy": accuracy}
+
+  def generate(self, params: Any, frames: Any, frame_index: Any, frame_age: Any, *,
+               seed: int = 0, temperature: float = 1.0, greedy: bool = False,
+               true_audio: Any = None, example_ids: Any = None) -> GeneratedAudio:
+    out = autoregressive.generate(self.module, params, frames, frame_index, frame_age,
+                                  temperature=temperature, seed=seed, greedy=greedy,
+                                  true_audio=true_audio, example_ids=example_ids,
+                                  quantization=self.config.quantization)
+    # Bucket centres are within [-1, 1] up to float32 rounding of the mu-law expansion.
+    return GeneratedAudio(audio=jnp.clip(out.audio, -1.0, 1.0), cross_entropy=out.cross_entropy)

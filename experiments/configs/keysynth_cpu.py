@@ -1,7 +1,10 @@
-r"""The parallel (non-autoregressive) generator at CPU size: video -> waveform in one pass.
+r"""KeySynth at CPU size, from (frames, audio) pairs alone: the shipped models/demo_keysynth.
 
-  python -m deepsynth_jax.train --config=experiments/configs/parallel_cpu.py \
-      --workdir=runs/parallel_cpu
+No key labels: the placed key reader learns where the keyboard lies in the image, and which key is
+pressed, from the audio loss only (default.py's keysynth section).
+
+  python -m deepsynth_jax.train --config=experiments/configs/keysynth_cpu.py \
+      --workdir=runs/keysynth_cpu
 """
 
 from experiments.configs import cpu
@@ -9,7 +12,7 @@ from experiments.configs import cpu
 
 def get_config():
   config = cpu.get_config()
-  config.model = "parallel"
+  config.model = "keysynth"
   config.crop_samples = 4000
   config.num_epochs = 20
   config.optimizer.learning_rate = 2e-3

@@ -29,12 +29,11 @@ import functools
 from typing import Any, NamedTuple
 
 import jax
+import jax.extend.random as jax_random_ext
 import jax.numpy as jnp
-import ml_collections
 import numpy as np
 
 from deepsynth_jax import audio as audio_lib
-from deepsynth_jax import wavenet
 
 Array = jax.Array
 
@@ -158,7 +157,7 @@ def _check_inputs(frames: Any, frame_index: Any, frame_age: Any,
 
 
 @functools.partial(jax.jit, static_argnames=("model", "return_logits", "quantization", "unroll"))
-def _scan(model: wavenet.WaveNet, params: Any, frames: Array, frame_index: Array,
+def _scan(model: Any, params: Any, frames: Array, frame_index: Array,
           frame_age: Array, seed: Array, example_ids: Array, temperature: Array, greedy: Array,
           tokens: Array | None, true_audio: Array | None, *, return_logits: bool,
           quantization: str, unroll: int) -> dict[str, Array]:
@@ -199,7 +198,7 @@ def _scan(model: wavenet.WaveNet, params: Any, frames: Array, frame_index: Array
       out["logits"] = logits
     return (state, sample), out
 
-  start = jnp.full((batch,), wavenet.NO_AUDIO, jnp.int32)
+  start = jnp.full((batch,), audio_lib.NO_AUDIO, jnp.int32)
   xs = {k: jnp.swapaxes(v, 0, 1) for k, v in xs.items()}
   _, out = jax.lax.scan(body, (state, start), xs, unroll=unroll)
   return _outputs({k: jnp.swapaxes(v, 0, 1) for k, v in out.items()}, quantization)
@@ -213,7 +212,7 @@ def _outputs(out: dict[str, Array], quantization: str) -> dict[str, Array]:
   return out
 
 
-def generate(model: wavenet.WaveNet, params: Any, frames: Any, frame_index: Any, frame_age: Any,
+def generate(model: Any, params: Any, frames: Any, frame_index: Any, frame_age: Any,
              *, temperature: float = 1.0, seed: int = 0, greedy: bool = False,
              true_audio: Any = None, example_ids: Any = None, quantization: str = "mu_law",
              unroll: int = DEFAULT_UNROLL) -> Generation:
@@ -250,7 +249,7 @@ def generate(model: wavenet.WaveNet, params: Any, frames: Any, frame_index: Any,
   return _generation(out)
 
 
-def teacher_forced_logits(model: wavenet.WaveNet, params: Any, tokens: Any, frames: Any,
+def teacher_forced_logits(model: Any, params: Any, tokens: Any, frames: Any,
                           frame_index: Any, frame_age: Any,
                           unroll: int = DEFAULT_UNROLL) -> Array:
   """The scan fed the given input tokens: float32 (B, T, 256) logits.
@@ -287,7 +286,7 @@ def _generation(out: dict[str, Array]) -> Generation:
 
 
 @functools.partial(jax.jit, static_argnames=("model", "quantization"))
-def _naive_scan(model: wavenet.WaveNet, params: Any, frames: Array, frame_index: Array,
+def _naive_scan(model: Any, params: Any, frames: Array, frame_index: Array,
                 frame_age: Array, seed: Array, example_ids: Array, temperature: Array,
                 greedy: Array, true_audio: Array | None, *,
                 quantization: str) -> dict[str, Array]:
@@ -316,12 +315,12 @@ def _naive_scan(model: wavenet.WaveNet, params: Any, frames: Array, frame_index:
     return tokens, out
 
   # One spare column: the last step's sample is written past the end and never read.
-  tokens = jnp.full((batch, t + 1), wavenet.NO_AUDIO, jnp.int32)
+  tokens = jnp.full((batch, t + 1), audio_lib.NO_AUDIO, jnp.int32)
   _, out = jax.lax.scan(body, tokens, xs)
   return _outputs({k: jnp.swapaxes(v, 0, 1) for k, v in out.items()}, quantization)
 
 
-def naive_generate(model: wavenet.WaveNet, params: Any, frames: Any, frame_index: Any,
+def naive_generate(model: Any, params: Any, frames: Any, frame_index: Any,
                    frame_age: Any, *, temperature: float = 1.0, seed: int = 0,
                    greedy: bool = False, true_audio: Any = None, example_ids: Any = None,
                    quantization: str = "mu_law") -> Generation:
@@ -341,45 +340,84 @@ def naive_generate(model: wavenet.WaveNet, params: Any, frames: Any, frame_index
   return _generation(out)
 
 
-# ---- validation during training --------------------------------------------------------------
+# ---- block-wise decoding (streaming) ---------------------------------------------------------
 
 
-def free_running_validation(model: wavenet.WaveNet, params: Any, data: Any,
-                            config: ml_collections.ConfigDict) -> dict[str, float]:
-  """Free-running cross-entropy on the first validation examples (train.py's selection metric).
+def step_uniforms_range(seed: int | Array, example_id: int, start: int, num_samples: int) -> Array:
+  """float32 (num_samples,): steps start .. start + num_samples - 1 of `step_uniforms`.
 
-  Uses the first `config.eval.num_examples` validation examples in split order, the first
-  `config.eval.free_running_samples` samples of each (0 = the whole segment), batches of
-  `config.eval.batch_size`, temperature-1 sampling keyed by (config.seed, example_id).
+  Equal, bit for bit, to `step_uniforms(seed, [example_id], start + num_samples)[start:, 0]`,
+  without drawing the `start` numbers before: with jax_threefry_partitionable (the default), the
+  t-th 32 random bits of a key are threefry2x32(key, (0, t)), and `jax.random.uniform` maps
+  them to [0, 1) by their top 23 bits. Without it, the prefix is drawn and cut.
+  """
+  key = jax.random.fold_in(jax.random.key(seed), jnp.uint32(example_id))
+  if not jax.config.jax_threefry_partitionable:
+    return jax.random.uniform(key, (start + num_samples,))[start:]
+  return _uniforms_at(jax.random.key_data(key), jnp.uint32(start), num_samples)
+
+
+@functools.partial(jax.jit, static_argnames=("num_samples",))
+def _uniforms_at(key_data: Array, start: Array, num_samples: int) -> Array:
+  counts = start + jnp.arange(num_samples, dtype=jnp.uint32)
+  bits1, bits2 = jax_random_ext.threefry2x32_p.bind(key_data[0], key_data[1],
+                                                    jnp.zeros_like(counts), counts)
+  mantissa = jax.lax.shift_right_logical(bits1 ^ bits2, jnp.uint32(9)) | jnp.uint32(0x3F800000)
+  return jnp.maximum(0.0, jax.lax.bitcast_convert_type(mantissa, jnp.float32) - 1.0)
+
+
+@functools.partial(jax.jit, static_argnames=("model", "quantization"))
+def _block_scan(model: Any, params: Any, state: Any, token: Array, frame_cond: Array,
+                frame_index: Array, frame_age: Array, u: Array, temperature: Array,
+                greedy: Array, *, quantization: str) -> tuple[Any, Array, Array, Array]:
+  """The body of `_scan` over one block, from a carried (state, token)."""
+  batch, num_frames = frame_cond.shape[:2]
+  flat_cond = frame_cond.reshape(batch * num_frames, *frame_cond.shape[2:])
+  rows = (jnp.arange(batch)[:, None] * num_frames + frame_index).astype(jnp.uint32)
+  xs = {"row": rows, "age": frame_age, "u": u}
+
+  def body(carry, x):
+    state, token = carry
+    cond_t = flat_cond.at[x["row"]].get(mode="promise_in_bounds", indices_are_sorted=True,
+                                        unique_indices=True)
+    logits, state = _apply(model, params, state, token, cond_t, x["age"], method="step")
+    sample = sample_from_logits(logits, x["u"], temperature, greedy)
+    return (state, sample), sample
+
+  xs = {k: jnp.swapaxes(v, 0, 1) for k, v in xs.items()}
+  (state, token), buckets = jax.lax.scan(body, (state, token), xs)
+  buckets = jnp.swapaxes(buckets, 0, 1)
+  return state, token, buckets, audio_lib.dequantize(buckets, quantization)
+
+
+def generate_block(model: Any, params: Any, carry: tuple[Any, Array], frame_cond: Any,
+                   frame_index: Any, frame_age: Any, uniforms: Any, *,
+                   temperature: float = 1.0, greedy: bool = False,
+                   quantization: str = "mu_law") -> tuple[tuple[Any, Array], Array, Array]:
+  """The next block of `generate`'s samples, from the decoder state carried across blocks.
+
+  Running `generate` over T samples equals running this over consecutive blocks of them (up to
+  float32 rounding of the frame conditioning), given the same conditioning rows, frame ages and
+  `step_uniforms` of each step.
+
+  Args:
+    model, params: as for `generate`.
+    carry: (decoder state, int32 (B,) input token): `(model.init_state(B), NO_AUDIO)` at t = 0,
+      then what the previous block returned.
+    frame_cond: float32 (B, K, L, 2C) `frame_conditioning` rows of the frames the block uses.
+    frame_index: int32 (B, n) row of `frame_cond` current at each of the block's n samples.
+    frame_age: int32 (B, n) samples since that frame became current.
+    uniforms: float32 (B, n) each step's uniform (`step_uniforms_range`).
+    temperature, greedy, quantization: as for `generate`.
 
   Returns:
-    {"cross_entropy": mean over examples of each example's mean free-running CE, in nats}.
+    (carry for the next block, buckets int32 (B, n), audio float32 (B, n) in [-1, 1]).
   """
-  if config.model != "wavenet":
-    raise ValueError(f"the free-running loss needs an autoregressive model; config.model is "
-                     f"{config.model!r}: set --config.eval.selection_metric=teacher_forced")
-  num = min(int(config.eval.num_examples), data.num_examples("validation"))
-  if num == 0:
-    raise ValueError("the validation split has no examples for the free-running loss")
-  length = int(config.eval.free_running_samples) or data.segment_samples
-  if not 0 < length <= data.segment_samples:
-    raise ValueError(f"config.eval.free_running_samples={config.eval.free_running_samples} must "
-                     f"be in [0, {data.segment_samples}] (0 = whole segment)")
-  batch_size = max(1, min(int(config.eval.batch_size), num))
-  per_example = []
-  for batch in data.batches("validation", batch_size, seed=config.seed, epoch=0, shuffle=False,
-                            drop_remainder=False, num_examples=num, process_index=0,
-                            process_count=1):
-    n = len(batch["example_id"])
-    pad = functools.partial(_pad_rows, size=batch_size)
-    out = generate(model, params, pad(batch["frames"]), pad(batch["frame_index"][:, :length]),
-                   pad(batch["frame_age"][:, :length]), temperature=1.0, seed=config.seed,
-                   true_audio=pad(batch["audio"][:, :length]),
-                   example_ids=pad(batch["example_id"]), quantization=config.quantization)
-    per_example.append(np.asarray(out.cross_entropy)[:n])
-  return {"cross_entropy": float(np.mean(np.concatenate(per_example)))}
-
-
-def _pad_rows(x: np.ndarray, size: int) -> np.ndarray:
-  """Pads a short last batch with copies of its last row (one compilation for all batches)."""
-  return x if len(x) >= size else np.concatenate([x, np.repeat(x[-1:], size - len(x), 0)])
+  greedy, temperature = _check_temperature(temperature, greedy)
+  state, token = carry
+  state, token, buckets, audio = _block_scan(
+      model, params, state, token, jnp.asarray(frame_cond, jnp.float32),
+      jnp.asarray(frame_index, jnp.int32), jnp.asarray(frame_age, jnp.int32),
+      jnp.asarray(uniforms, jnp.float32), jnp.float32(temperature), jnp.bool_(greedy),
+      quantization=quantization)
+  return (state, token), buckets, audio

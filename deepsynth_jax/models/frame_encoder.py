@@ -3,7 +3,7 @@
 Frames are uint8 grayscale (H, W) images of the keyboard. The encoder runs once per frame of a
 clip (not once per audio sample); the conditioning of frame f combines its features with those of
 frame f-1 ("current and previous frame"), and is later carried to audio rate by each sample's
-frame index (see `deepsynth_jax.frames`).
+frame index (see `data_gen.frame_timing`).
 """
 
 from __future__ import annotations

@@ -1,4 +1,5 @@
-"""Sampler: exactness against the parallel forward, the naive sampler, and exact stub models."""
+"""The autoregressive decoder: exact against the whole-sequence forward, the naive sampler and
+exact stub models; the free-running validation loss."""
 
 from __future__ import annotations
 
@@ -12,9 +13,10 @@ import ml_collections
 import numpy as np
 import pytest
 
+from data_gen.frame_timing import frame_index_and_age
 from deepsynth_jax import audio as audio_lib
-from deepsynth_jax import sampler, wavenet
-from deepsynth_jax.frames import frame_index_and_age
+from deepsynth_jax import train
+from deepsynth_jax.models import autoregressive, wavenet
 
 H, W = 16, 32
 
@@ -46,7 +48,7 @@ class StubWaveNet(nn.Module):
 
   def step(self, state, token, frame_cond_t, frame_age_t):
     mode, peak = self.mode, self.peak
-    previous = jnp.where(token == wavenet.NO_AUDIO, 0, token)
+    previous = jnp.where(token == audio_lib.NO_AUDIO, 0, token)
     target = (previous + 1 + frame_cond_t[:, 0, 0].astype(jnp.int32) + frame_age_t) % 256
     count = peak * jax.nn.one_hot(target, 256)
     two = jnp.full(count.shape, -1e4).at[:, 0].set(0.0).at[:, 1].set(math.log(3.0))
@@ -84,7 +86,7 @@ def _run(mode, peak=50.0, true_buckets=None, **kw):
   frames, index, age = kw.pop("inputs", None) or _stub_inputs()
   true_buckets = np.zeros(index.shape, np.int32) if true_buckets is None else true_buckets
   model, params = stub(mode, peak)
-  return sampler.generate(model, params, frames, index, age,
+  return autoregressive.generate(model, params, frames, index, age,
                           true_audio=audio_lib.dequantize(true_buckets), **kw)
 
 
@@ -108,8 +110,8 @@ def test_precomputed_frame_conditioning_gives_the_same_samples():
   model, params = stub(UNIFORM)
   cond = model.apply({"params": params}, frames, method="frame_conditioning")
   np.testing.assert_array_equal(
-      sampler.generate(model, params, cond, index, age, seed=2).buckets,
-      sampler.generate(model, params, frames, index, age, seed=2).buckets)
+      autoregressive.generate(model, params, cond, index, age, seed=2).buckets,
+      autoregressive.generate(model, params, frames, index, age, seed=2).buckets)
 
 
 def test_stub_count_sampling_is_the_argmax_only_when_peaked():
@@ -156,7 +158,7 @@ def test_temperature_scales_the_distribution(temperature, p1):
 def test_inverse_cdf_never_picks_a_zero_mass_bucket():
   logits = jnp.full((4, 256), -1e4).at[:, 5].set(0.0).at[:, 9].set(0.0)
   u = jnp.asarray([0.0, 0.49, 0.51, 1.0 - 2.0 ** -24], jnp.float32)
-  sample = jax.jit(sampler.sample_from_logits)
+  sample = jax.jit(autoregressive.sample_from_logits)
   assert sample(logits, u, 1.0, False).tolist() == [5, 5, 9, 9]
   assert sample(logits.at[:, 9].set(1.0), u, 1.0, True).tolist() == [9, 9, 9, 9]
 
@@ -165,13 +167,13 @@ def test_bad_arguments_raise_value_errors():
   frames, index, age = _stub_inputs()
   model, params = stub()
   with pytest.raises(ValueError, match="temperature"):
-    sampler.generate(model, params, frames, index, age, temperature=-1.0)
+    autoregressive.generate(model, params, frames, index, age, temperature=-1.0)
   with pytest.raises(ValueError, match="frame_index"):
-    sampler.generate(model, params, frames, index[:, :10], age)
+    autoregressive.generate(model, params, frames, index[:, :10], age)
   with pytest.raises(ValueError, match="true_audio"):
-    sampler.generate(model, params, frames, index, age, true_audio=np.zeros((2, 3)))
+    autoregressive.generate(model, params, frames, index, age, true_audio=np.zeros((2, 3)))
   with pytest.raises(ValueError, match="example_ids"):
-    sampler.generate(model, params, frames, index, age, example_ids=[0])
+    autoregressive.generate(model, params, frames, index, age, example_ids=[0])
 
 
 # ---- the real WaveNet -----------------------------------------------------------------------
@@ -198,7 +200,7 @@ def _parallel_logits(model, params, tokens, frames, index, age):
 
 def _init(model, buckets, frames, index, age, seed=0):
   """Random parameters (biases too) of the init's shapes; flax's init compiles slowly."""
-  tokens = wavenet.audio_input_tokens(jnp.asarray(buckets))
+  tokens = audio_lib.audio_input_tokens(jnp.asarray(buckets))
   shapes = jax.eval_shape(model.init, jax.random.key(0), tokens, frames, index, age)["params"]
   rng = np.random.default_rng(seed)
   fan_in = lambda s: s.shape[-2] if len(s.shape) > 1 else 4
@@ -212,9 +214,9 @@ def test_teacher_forced_scan_equals_parallel_forward(layers, per_stack, t):
   model = _wavenet(layers, per_stack)
   buckets, frames, index, age = _real_inputs(layers, t=t)
   params = _init(model, buckets, frames, index, age)
-  tokens = wavenet.audio_input_tokens(jnp.asarray(buckets))
+  tokens = audio_lib.audio_input_tokens(jnp.asarray(buckets))
   parallel = _parallel_logits(model, params, tokens, frames, index, age)
-  incremental = sampler.teacher_forced_logits(model, params, tokens, frames, index, age)
+  incremental = autoregressive.teacher_forced_logits(model, params, tokens, frames, index, age)
   assert incremental.shape == (2, t, 256)
   np.testing.assert_allclose(incremental, parallel, rtol=1e-5, atol=1e-5)
 
@@ -231,9 +233,9 @@ def small_model():
 def test_fast_sampler_equals_naive_sampler(small_model, greedy):
   model, params, buckets, frames, index, age = small_model
   true_audio = audio_lib.dequantize(buckets)
-  fast = sampler.generate(model, params, frames, index, age, greedy=greedy, seed=4,
+  fast = autoregressive.generate(model, params, frames, index, age, greedy=greedy, seed=4,
                           true_audio=true_audio)
-  naive = sampler.naive_generate(model, params, frames, index, age, greedy=greedy, seed=4,
+  naive = autoregressive.naive_generate(model, params, frames, index, age, greedy=greedy, seed=4,
                                  true_audio=true_audio)
   np.testing.assert_array_equal(fast.buckets, naive.buckets)
   np.testing.assert_allclose(fast.sample_cross_entropy, naive.sample_cross_entropy, rtol=1e-4,
@@ -245,9 +247,9 @@ def test_fast_sampler_equals_naive_sampler(small_model, greedy):
 def test_free_running_cross_entropy_scores_the_true_audio_on_own_past(small_model):
   """Each step's CE is that of the TRUE bucket given the model's own generated past."""
   model, params, buckets, frames, index, age = small_model
-  out = sampler.generate(model, params, frames, index, age, seed=4,
+  out = autoregressive.generate(model, params, frames, index, age, seed=4,
                          true_audio=audio_lib.dequantize(buckets))
-  own_tokens = wavenet.audio_input_tokens(out.buckets)
+  own_tokens = audio_lib.audio_input_tokens(out.buckets)
   logits = _parallel_logits(model, params, own_tokens, frames, index, age)
   expected = jax.nn.logsumexp(logits, -1) - jnp.take_along_axis(logits, buckets[..., None],
                                                                  -1)[..., 0]
@@ -273,6 +275,18 @@ class _FakeData:
       yield {k: v[i:min(i + batch_size, num_examples)] for k, v in self._ex.items()}
 
 
+class _Decoder:
+  """The part of a `models.Generator` that free_running_validation uses, for a bare WaveNet."""
+
+  autoregressive = True
+
+  def __init__(self, model):
+    self.model = model
+
+  def generate(self, params, frames, frame_index, frame_age, **kwargs):
+    return autoregressive.generate(self.model, params, frames, frame_index, frame_age, **kwargs)
+
+
 def test_free_running_validation(small_model):
   model, params, buckets, frames, index, age = small_model
   buckets, frames = np.concatenate([buckets] * 2), np.concatenate([frames] * 2)
@@ -281,13 +295,14 @@ def test_free_running_validation(small_model):
   config = ml_collections.ConfigDict({
       "model": "wavenet", "seed": 4, "quantization": "mu_law",
       "eval": {"num_examples": 3, "batch_size": 2, "free_running_samples": 48}})
-  result = sampler.free_running_validation(model, params, data, config)
-  direct = [sampler.generate(model, params, frames[i:i + 2], index[i:i + 2], age[i:i + 2], seed=4,
-                             true_audio=audio_lib.dequantize(buckets[i:i + 2]),
-                             example_ids=[i, i + 1]).cross_entropy for i in (0, 2)]
+  result = train.free_running_validation(_Decoder(model), params, data, config)
+  direct = [autoregressive.generate(model, params, frames[i:i + 2], index[i:i + 2],
+                                    age[i:i + 2], seed=4,
+                                    true_audio=audio_lib.dequantize(buckets[i:i + 2]),
+                                    example_ids=[i, i + 1]).cross_entropy for i in (0, 2)]
   assert set(result) == {"cross_entropy"}
   np.testing.assert_allclose(result["cross_entropy"], np.mean(np.concatenate(direct)[:3]),
                              rtol=1e-5)
   config.eval.free_running_samples = 10_000
   with pytest.raises(ValueError, match="free_running_samples"):
-    sampler.free_running_validation(model, params, data, config)
+    train.free_running_validation(_Decoder(model), params, data, config)

@@ -1,15 +1,15 @@
-"""A parallel (non-autoregressive) generator: the whole waveform from the video in one pass.
+"""KeySynth: a key reader plays a learned additive instrument, the whole clip in one pass.
 
 The method's discussion suggests that predicting audio from the video alone "would be much
 faster" than sampling one bucket at a time. This model has no audio input; it is a learned
 instrument played by a learned key reader:
 
-1. a key reader (`deepsynth_jax.key_reader`) reads each frame's 88 key states, p (B, F, 88) in
-   [0, 1]; with `key_weight` > 0 it is trained on the key states the simulator drew (binary
-   cross-entropy against the batch's `frame_keys`), with 0 only through the audio loss. With
-   `teacher_forced_keys` the instrument below is trained on the drawn key states instead of the
-   reader's (as the WaveNet is fed the true audio), so it learns the instrument from the first
-   step while the reader learns to read; generation always uses the reader's;
+1. a key reader (`deepsynth_jax.models.key_reader`) reads each frame's 88 key states,
+   p (B, F, 88) in [0, 1]; with `key_weight` > 0 it is trained on the key states the simulator
+   drew (binary cross-entropy against the batch's `frame_keys`), with 0 only through the audio
+   loss. With `teacher_forced_keys` the instrument below is trained on the drawn key states
+   instead of the reader's (as the WaveNet is fed the true audio), so it learns the instrument
+   from the first step while the reader learns to read; generation always uses the reader's;
 2. each key's press time is tracked through the frames (a key held from one frame to the next
    keeps its press time; soft, so gradients reach p), giving every key its age at every control
    point t = 0, hop, 2 hop, ... (hop = 16 samples, 4 ms at 4 kHz);
@@ -34,6 +34,7 @@ the STFT terms carry the learning signal; the waveform L1 only has weight where 
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import flax.linen as nn
@@ -44,8 +45,13 @@ import numpy as np
 import optax
 
 from deepsynth_jax import audio as audio_lib
-from deepsynth_jax.frame_encoder import frame_age_features, gather_frames, previous_frame_rows
-from deepsynth_jax.key_reader import NUM_KEYS, KeyReader
+from deepsynth_jax.models.frame_encoder import (
+  frame_age_features,
+  gather_frames,
+  previous_frame_rows,
+)
+from deepsynth_jax.models.generator import GeneratedAudio, Generator
+from deepsynth_jax.models.key_reader import NUM_KEYS, KeyReader, PlacedKeyReader
 
 STFT_SIZES = (64, 128, 256, 512)
 # Assumed age (samples) of the first frame of a clip whose start lies before the clip (the
@@ -78,7 +84,7 @@ def frame_starts(frame_index: jax.Array, frame_age: jax.Array, num_frames: int) 
   """Start of each frame in clip samples, from the per-sample frame index and age.
 
   Args:
-    frame_index, frame_age: int (B, T) as from `deepsynth_jax.frames.frame_index_and_age`.
+    frame_index, frame_age: int (B, T) as from `data_gen.frame_timing.frame_index_and_age`.
     num_frames: F, the frames axis of the clip's frames.
 
   Returns:
@@ -125,7 +131,7 @@ def pitch_features(num_frequencies: int = 4) -> np.ndarray:
   return np.concatenate([x[:, None], np.sin(angles), np.cos(angles)], axis=1).astype(np.float32)
 
 
-class ParallelGenerator(nn.Module):
+class KeySynth(nn.Module):
   """Video -> waveform in one pass (see module docstring). Output float32 (B, T) in ~[-1, 1]."""
 
   envelope_hidden: int = 64
@@ -136,9 +142,15 @@ class ParallelGenerator(nn.Module):
   key_hidden: int = 32
   num_age_features: int = 8
   sample_rate: int = 4000
+  reader: str = "columns"  # "columns" (`KeyReader`) or "placed" (`PlacedKeyReader`)
 
   def setup(self):
-    self.key_reader = KeyReader(self.key_channels, self.key_hidden)
+    if self.reader == "placed":
+      self.key_reader = PlacedKeyReader(self.key_channels, self.key_hidden)
+    elif self.reader == "columns":
+      self.key_reader = KeyReader(self.key_channels, self.key_hidden)
+    else:
+      raise ValueError(f"unknown keysynth.reader {self.reader!r}; use 'columns' or 'placed'")
     self.envelope = [nn.Dense(self.envelope_hidden) for _ in range(self.envelope_layers)]
     # Starts quiet: the untrained instrument adds little to the STFT loss's log-magnitude term.
     self.harmonics = nn.Dense(self.num_harmonics, kernel_init=nn.initializers.normal(1e-2),
@@ -225,6 +237,62 @@ class ParallelGenerator(nn.Module):
     audio = out.reshape(out.shape[0], -1)[:, :t]
     return (audio, logits) if return_key_logits else audio
 
+  # ---- block-wise synthesis (streaming) ------------------------------------------------------
+  # The two halves of `__call__` with the per-frame key facts (`frame_key_facts`) computed once
+  # per frame by the caller, so that a stream synthesizes a few control blocks at a time;
+  # tests/test_streaming.py checks that blocks put end to end equal the one-pass forward.
+
+  def point_amplitudes(self, points: jax.Array, facts: dict[str, jax.Array]) -> jax.Array:
+    """Partial amplitudes (B, P, M) at control points, as `control_amplitudes` computes them.
+
+    Args:
+      points: int32 (B, P) control-point samples (multiples of `hop`).
+      facts: the `frame_key_facts` of the frame current at each point, gathered per point:
+        "pressed", "held", "press" float32 (B, P, 88); "no_new_key" float32 (B, P); and
+        "start" int32 (B, P) the sample at which that frame became current.
+    """
+    key_age = jnp.maximum(points[..., None] - facts["press"], 0.0)              # (B, P, 88)
+    held_at = facts["held"]
+    frame_age_at = points - facts["start"]
+    restrike = (held_at * facts["no_new_key"][..., None])[..., None] * frame_age_features(
+        frame_age_at, self.sample_rate, self.num_age_features)[:, :, None]  # (B, P, 88, K)
+    pitch = pitch_features()
+    x = jnp.concatenate([
+        frame_age_features(key_age, self.sample_rate, self.num_age_features),
+        restrike,
+        held_at[..., None],
+        jnp.broadcast_to(pitch, (*key_age.shape, pitch.shape[1])),
+    ], axis=-1)
+    for layer in self.envelope:
+      x = nn.relu(layer(x))
+    harmonics = nn.softplus(self.harmonics(x)) * facts["pressed"][..., None]
+    key_of, number = oscillator_bank(self.sample_rate, self.num_harmonics)[1:]
+    flat = harmonics.reshape((*harmonics.shape[:2], -1))
+    return flat[..., key_of * self.num_harmonics + number - 1]
+
+  def block_phases(self, first_block: int, num_blocks: int) -> np.ndarray:
+    """float32 (n, M) oscillator phases at the starts of control blocks first .. first + n - 1,
+    reduced mod 2 pi in float64 (as `__call__` computes them)."""
+    starts = (first_block + np.arange(num_blocks)) * self.hop
+    return np.mod(starts[:, None] * self._omega()[None], 2 * np.pi).astype(np.float32)
+
+  def synthesize_blocks(self, amps: jax.Array, phase: jax.Array) -> jax.Array:
+    """(B, n + 1, M) amplitudes at consecutive control points and float32 (n, M) `block_phases`
+    of the n blocks between them -> float32 (B, n hop) audio, as `__call__` synthesizes it."""
+    omega = self._omega()
+    sin0, cos0 = jnp.sin(phase), jnp.cos(phase)
+    r = np.arange(self.hop)
+    table = jnp.asarray(np.concatenate([np.cos(omega[:, None] * r), np.sin(omega[:, None] * r)]),
+                        jnp.float32)
+    start, delta = amps[:, :-1], amps[:, 1:] - amps[:, :-1]
+
+    def block(a):
+      return jnp.concatenate([a * sin0, a * cos0], axis=-1) @ table
+
+    ramp = jnp.asarray(r / self.hop, jnp.float32)
+    out = block(start) + ramp * block(delta)
+    return out.reshape(out.shape[0], -1)
+
   def bucket_logits(self, waveform: jax.Array, scheme: str = "mu_law") -> jax.Array:
     """(B, T) waveform -> (B, T, 256) logits of a discretized Gaussian around it (companded)."""
     centres = audio_lib.dequantize(jnp.arange(audio_lib.NUM_BUCKETS), scheme)
@@ -240,8 +308,12 @@ class ParallelGenerator(nn.Module):
 
 def multi_resolution_stft_loss(pred: jax.Array, target: jax.Array,
                                sizes: tuple[int, ...] = STFT_SIZES) -> jax.Array:
-  """Mean over FFT sizes of spectral convergence + log-magnitude L1 (Hann window, hop n/4)."""
-  total = 0.0
+  """Mean over FFT sizes of spectral convergence + log-magnitude L1 (Hann window, hop n/4).
+
+  Sizes longer than the clip are skipped and the mean is over the sizes used; a clip shorter
+  than every size raises ValueError.
+  """
+  total, used = 0.0, 0
   for n in sizes:
     hop = n // 4
     count = 1 + (pred.shape[-1] - n) // hop
@@ -254,49 +326,168 @@ def multi_resolution_stft_loss(pred: jax.Array, target: jax.Array,
     convergence = jnp.linalg.norm(q - p) / (jnp.linalg.norm(q) + 1e-7)
     log_l1 = jnp.mean(jnp.abs(jnp.log(p + 1e-5) - jnp.log(q + 1e-5)))
     total = total + convergence + log_l1
-  return total / len(sizes)
+    used += 1
+  if used == 0:
+    raise ValueError(f"a clip of {pred.shape[-1]} samples is shorter than every STFT size "
+                     f"{tuple(sizes)}; use longer crops (config.crop_samples)")
+  return total / used
 
 
-def loss_fn(model: ParallelGenerator, params: Any, batch: dict,
+def uses_key_labels(config: ml_collections.ConfigDict) -> bool:
+  """Whether this config learns from the simulator's key states (`frame_keys`): as targets of
+  the key reader (`key_weight` > 0) or as the keys the instrument plays in training."""
+  c = config.keysynth
+  return bool(c.key_weight > 0 or c.teacher_forced_keys)
+
+
+def loss_fn(model: KeySynth, params: Any, batch: dict,
             config: ml_collections.ConfigDict, train: bool = True) -> tuple[jax.Array,
                                                                          dict[str, Any]]:
-  """Weighted L1 + STFT + key cross-entropy (+ bucket CE) of the parallel generator, and metrics.
+  """Weighted L1 + STFT + key cross-entropy (+ bucket CE) of KeySynth, and metrics.
 
-  The key cross-entropy is the key reader's binary cross-entropy against the batch's
-  `frame_keys` (B, F, 88), summed over the 88 keys and averaged over the clip's real frames
-  (`num_frames`); `key_accuracy` is the fraction of those frames whose 88 states are all right.
-  In training with `config.parallel.teacher_forced_keys` the audio comes from the drawn key
-  states; in evaluation (`train=False`) always from the reader's, as in generation.
+  With key labels (`uses_key_labels`), the key cross-entropy is the key reader's binary
+  cross-entropy against the batch's `frame_keys` (B, F, 88), summed over the 88 keys and averaged
+  over the clip's real frames (`num_frames`); `key_accuracy` is the fraction of those frames whose
+  88 states are all right. In training with `config.keysynth.teacher_forced_keys` the audio comes
+  from the drawn key states; in evaluation (`train=False`) always from the reader's, as in
+  generation. Without key labels `frame_keys` is never read (the batch need not have it) and
+  neither key metric is reported.
+
+  With `heard_weight` > 0 (training only), the reader's probability that a key is newly pressed
+  at a frame, p[f] (1 - p[f - 1]), is trained (binary cross-entropy summed over keys, averaged
+  over the frames whose previous frame is in the clip) towards `frame_heard` (B, F, 88): the keys
+  the reference audio says were struck at that frame's start (`deepsynth_jax.audio_teacher`;
+  audio and video timing only, no key labels).
   """
   variables = {"params": params}
-  forced = batch["frame_keys"] if train and config.parallel.teacher_forced_keys else None
+  labelled = uses_key_labels(config)
+  forced = batch["frame_keys"] if train and config.keysynth.teacher_forced_keys else None
   pred, logits = model.apply(variables, batch["frames"], batch["frame_index"],
                              batch["frame_age"], return_key_logits=True, key_states=forced)
   target = batch["audio"]
   l1 = jnp.mean(jnp.abs(pred - target))
-  stft = multi_resolution_stft_loss(pred, target)
+  stft = multi_resolution_stft_loss(pred, target,
+                                    tuple(config.keysynth.get("stft_sizes", STFT_SIZES)))
   buckets = audio_lib.quantize(target, config.quantization)
 
   def bucket_ce(waveform):
     logits = model.apply(variables, waveform, config.quantization,
-                         method=ParallelGenerator.bucket_logits)
+                         method=KeySynth.bucket_logits)
     return jnp.mean(optax.softmax_cross_entropy_with_integer_labels(logits, buckets))
 
-  labels = batch["frame_keys"].astype(jnp.float32)
-  real = (jnp.arange(labels.shape[1])[None] < batch["num_frames"][:, None]).astype(jnp.float32)
-  num_real = jnp.maximum(jnp.sum(real), 1.0)
-  # Nats per frame (summed over the 88 keys): a mean over keys would leave the reader's gradient
-  # far below the audio terms' and the reader stuck at the keys' base rates.
-  key_ce = jnp.sum(optax.sigmoid_binary_cross_entropy(logits, labels).sum(-1) * real) / num_real
-  frame_right = jnp.all((logits > 0) == (labels > 0.5), axis=-1).astype(jnp.float32)
-  key_accuracy = jnp.sum(frame_right * real) / num_real
-
-  c = config.parallel
-  objective = c.l1_weight * l1 + c.stft_weight * stft + c.key_weight * key_ce
+  c = config.keysynth
+  objective = c.l1_weight * l1 + c.stft_weight * stft
+  metrics = {"l1": l1, "stft": stft}
+  if labelled:
+    labels = batch["frame_keys"].astype(jnp.float32)
+    real = (jnp.arange(labels.shape[1])[None] < batch["num_frames"][:, None]).astype(jnp.float32)
+    num_real = jnp.maximum(jnp.sum(real), 1.0)
+    # Nats per frame (summed over the 88 keys): a mean over keys would leave the reader's
+    # gradient far below the audio terms' and the reader stuck at the keys' base rates.
+    key_ce = jnp.sum(optax.sigmoid_binary_cross_entropy(logits, labels).sum(-1) * real) / num_real
+    frame_right = jnp.all((logits > 0) == (labels > 0.5), axis=-1).astype(jnp.float32)
+    metrics.update(key_cross_entropy=key_ce, key_accuracy=jnp.sum(frame_right * real) / num_real)
+    objective = objective + c.key_weight * key_ce
+  if train and c.get("heard_weight", 0.0) > 0:
+    heard = batch["frame_heard"].astype(jnp.float32)
+    p = jax.nn.sigmoid(logits)
+    new = jnp.clip(p * (1.0 - previous_frame_rows(p)), 1e-6, 1.0 - 1e-6)
+    rows = jnp.arange(heard.shape[1])[None]
+    counted = ((rows >= 1) & (rows < batch["num_frames"][:, None])).astype(jnp.float32)
+    bce = -(heard * jnp.log(new) + (1.0 - heard) * jnp.log1p(-new)).sum(-1)
+    heard_ce = jnp.sum(bce * counted) / jnp.maximum(jnp.sum(counted), 1.0)
+    metrics["heard_cross_entropy"] = heard_ce
+    objective = objective + c.heard_weight * heard_ce
   if c.ce_weight > 0:
     objective = objective + c.ce_weight * bucket_ce(pred)
   # The CE of the stopped prediction trains only the distribution's scale, so the reported CE is
   # meaningful even when ce_weight = 0; it is optimized but not part of the reported "loss".
   ce = bucket_ce(jax.lax.stop_gradient(pred))
-  return objective + ce, {"loss": objective, "l1": l1, "stft": stft, "cross_entropy": ce,
-                          "key_cross_entropy": key_ce, "key_accuracy": key_accuracy}
+  return objective + ce, {"loss": objective, "cross_entropy": ce, **metrics}
+
+
+class KeySynthGenerator(Generator):
+  """The key reader and learned instrument (`KeySynth`): a whole clip in one forward pass."""
+
+  autoregressive = False
+
+  def build_module(self) -> KeySynth:
+    config = self.config
+    if not config.conditioning.get("use_video", True):
+      raise ValueError("the keysynth model has no input but the video; keep "
+                       "conditioning.use_video=True")
+    c = config.keysynth
+    return KeySynth(envelope_hidden=c.envelope_hidden, envelope_layers=c.envelope_layers,
+                    num_harmonics=c.num_harmonics, key_channels=tuple(c.key_channels),
+                    key_hidden=c.key_hidden, num_age_features=config.conditioning.num_age_features,
+                    sample_rate=self.sample_rate,
+                    reader=c.get("reader", "columns"))  # runs made before the option: columns
+
+  @property
+  def uses_key_labels(self) -> bool:
+    return uses_key_labels(self.config)
+
+  @property
+  def batch_fields(self) -> tuple[str, ...]:
+    fields = ("audio", "frames", "frame_index", "frame_age", "example_id", "num_frames")
+    if self.config.keysynth.get("heard_weight", 0.0) > 0:
+      fields = (*fields, "frame_heard")  # what the audio says was struck: not a label
+    return (*fields, "frame_keys") if self.uses_key_labels else fields
+
+  def module_inputs(self, batch: dict) -> tuple[Any, ...]:
+    return batch["frames"], batch["frame_index"], batch["frame_age"]
+
+  def loss(self, params: Any, batch: dict, *, train: bool,
+           keys: jax.Array | None = None) -> tuple[jax.Array, dict[str, jax.Array]]:
+    del keys  # no training randomness
+    return loss_fn(self.module, params, batch, self.config, train=train)
+
+  def generate(self, params: Any, frames: Any, frame_index: Any, frame_age: Any, *,
+               seed: int = 0, temperature: float = 1.0, greedy: bool = False,
+               true_audio: Any = None, example_ids: Any = None) -> GeneratedAudio:
+    """One forward pass; sampling controls do not apply. The cross-entropy is that of the
+    discretized distribution around the waveform (`KeySynth.bucket_logits`): with no audio
+    input, it is the same whether "free-running" or not."""
+    del seed, temperature, greedy, example_ids
+    audio = _forward(self.module, params, jnp.asarray(frames),
+                     jnp.asarray(frame_index, jnp.int32), jnp.asarray(frame_age, jnp.int32))
+    ce = None
+    if true_audio is not None:
+      ce = _bucket_cross_entropy(self.module, params, audio, jnp.asarray(true_audio, jnp.float32),
+                                 self.config.quantization)
+    return GeneratedAudio(audio=jnp.clip(audio, -1.0, 1.0), cross_entropy=ce)
+
+
+@functools.partial(jax.jit, static_argnames=("module",))
+def _forward(module: KeySynth, params: Any, frames: jax.Array, frame_index: jax.Array,
+             frame_age: jax.Array) -> jax.Array:
+  return module.apply({"params": params}, frames, frame_index, frame_age)
+
+
+@functools.partial(jax.jit, static_argnames=("module", "scheme"))
+def _bucket_cross_entropy(module: KeySynth, params: Any, waveform: jax.Array, target: jax.Array,
+                          scheme: str) -> jax.Array:
+  """float32 (B,): mean over samples of -log p(true bucket) under `bucket_logits(waveform)`."""
+  logits = module.apply({"params": params}, waveform, scheme, method=KeySynth.bucket_logits)
+  buckets = audio_lib.quantize(target, scheme)
+  return jnp.mean(optax.softmax_cross_entropy_with_integer_labels(logits, buckets), axis=-1)
+
+
+def frame_key_facts(pressed: jax.Array, previous: jax.Array, previous_press: jax.Array,
+                    start: jax.Array) -> dict[str, jax.Array]:
+  """One frame's key facts, as `KeySynth.control_amplitudes` derives them for every frame.
+
+  Args:
+    pressed: float32 (B, 88) the frame's pressed probabilities (sigmoid of `key_logits`).
+    previous: float32 (B, 88) the previous frame's (zeros for the first frame).
+    previous_press: float32 (B, 88) the previous frame's press times (zeros for the first).
+    start: (B,) the sample at which the frame becomes current.
+
+  Returns:
+    {"pressed", "held" (= pressed x previous), "press" (`key_press_times`' recurrence)
+    float32 (B, 88), "no_new_key" float32 (B,)}.
+  """
+  held = pressed * previous
+  press = held * previous_press + (1.0 - held) * jnp.asarray(start, jnp.float32)[:, None]
+  no_new_key = jnp.exp(jnp.sum(jnp.log1p(-pressed * (1.0 - previous) + 1e-6), axis=-1))
+  return {"pressed": pressed, "held": held, "press": press, "no_new_key": no_new_key}

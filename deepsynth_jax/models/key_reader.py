@@ -1,0 +1,112 @@
+"""Reads the 88 key states off a keyboard frame: uint8 (H, W) image -> 88 logits.
+
+Shared by the transcribe-then-synthesize baseline (`deepsynth_jax.transcription`) and the
+KeySynth model's key head (`deepsynth_jax.models.keysynth`). Column k of the output is MIDI
+pitch 21 + k; logit > 0 means "pressed".
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+NUM_KEYS = 88
+NUM_WHITE_KEYS = 52
+_BLACK_PITCH_CLASSES = (1, 3, 6, 8, 10)
+
+
+def is_black_key() -> np.ndarray:
+  """bool (88,): whether key k (MIDI pitch 21 + k) is a black key."""
+  return np.isin((np.arange(NUM_KEYS) + 21) % 12, _BLACK_PITCH_CLASSES)
+
+
+def key_positions() -> np.ndarray:
+  """float32 (88,): each key's centre in white-key widths from the keyboard's left end.
+
+  White key j (0..51, left to right) is centred at j + 0.5; a black key at the boundary of the
+  white keys beside it (the number of white keys to its left).
+  """
+  black = is_black_key()
+  whites_left = np.cumsum(~black) - (~black)  # white keys strictly to the left of key k
+  return np.where(black, whites_left, whites_left + 0.5).astype(np.float32)
+
+
+def _column_features(frames: jax.Array, channels: Sequence[int], width_pools: int) -> jax.Array:
+  """uint8 (N, H, W) -> float32 (N, W', C): conv stages, then the rows max-pooled away."""
+  x = frames.astype(jnp.float32)[..., None] / 255.0 - 0.5
+  for i, c in enumerate(channels):
+    x = nn.relu(nn.Conv(c, (3, 3))(x))
+    window = (2 if x.shape[1] >= 2 else 1, 2 if i < width_pools else 1)
+    x = nn.max_pool(x, window, strides=window)
+  return jnp.max(x, axis=1)
+
+
+class KeyReader(nn.Module):
+  """uint8 frames (..., H, W) -> 88 key logits (..., 88) float32.
+
+  VGG-like: per stage a 3x3 conv + ReLU and a max-pool halving the height (and the width in the
+  first `width_pools` stages); the remaining rows are max-pooled away, leaving a feature vector
+  per image column; a dense layer shared by all columns (`hidden` ReLU units -> 4 features)
+  describes each column, and a final dense layer maps all columns' features to the 88 logits.
+  Sharing the column layers across the keyboard lets keys seldom pressed in the training songs
+  use what was learned on the others; only the last layer (which columns are which key) is
+  per key.
+  """
+
+  channels: Sequence[int] = (8, 16, 16)
+  hidden: int = 32
+  width_pools: int = 0
+
+  @nn.compact
+  def __call__(self, frames: jax.Array) -> jax.Array:
+    lead = frames.shape[:-2]
+    x = _column_features(frames.reshape((-1, *frames.shape[-2:])), self.channels,
+                         self.width_pools)  # (N, W', C): one feature vector per column
+    x = nn.relu(nn.Dense(self.hidden)(x))
+    x = nn.Dense(4)(x)
+    x = nn.Dense(NUM_KEYS)(x.reshape((x.shape[0], -1)))
+    return x.reshape((*lead, NUM_KEYS))
+
+
+class PlacedKeyReader(nn.Module):
+  """uint8 frames (..., H, W) -> 88 key logits (..., 88) float32, each key read at its place.
+
+  The trunk's column features (N, W', C) are described per column by a shared MLP, then read at
+  key k's position x_k = W' (left + width * u_k / 52) by linear interpolation (u_k from
+  `key_positions`; `left` and `width`, fractions of the image width, are learned and start at
+  0 and 1), together with the columns `window` on either side; a classifier shared by all keys
+  (plus a learned bias for black keys) maps them to the logit. The positions are differentiable,
+  so the placement is learned with the rest.
+  """
+
+  channels: Sequence[int] = (8, 16, 16)
+  hidden: int = 32
+  window: int = 1
+
+  @nn.compact
+  def __call__(self, frames: jax.Array) -> jax.Array:
+    lead = frames.shape[:-2]
+    x = _column_features(frames.reshape((-1, *frames.shape[-2:])), self.channels, 0)
+    x = nn.relu(nn.Dense(self.hidden)(x))
+    x = nn.Dense(self.hidden)(x)  # (N, W', D) column descriptors
+    columns = x.shape[1]
+    left = self.param("left", nn.initializers.zeros, ())
+    width = self.param("width", nn.initializers.ones, ())
+    centre = columns * (left + width * jnp.asarray(key_positions()) / NUM_WHITE_KEYS) - 0.5
+    offsets = jnp.arange(-self.window, self.window + 1, dtype=jnp.float32)
+    at = jnp.clip(centre[:, None] + offsets[None], 0.0, columns - 1.0)   # (88, 2 window + 1)
+    lo = jnp.floor(at)
+    frac = at - lo
+    lo = lo.astype(jnp.int32)
+    hi = jnp.minimum(lo + 1, columns - 1)
+    read = x[:, lo] * (1.0 - frac)[..., None] + x[:, hi] * frac[..., None]  # (N, 88, 2w+1, D)
+    read = read.reshape((*read.shape[:2], -1))
+    black = jnp.asarray(is_black_key(), jnp.float32)[None, :, None]
+    h = nn.relu(nn.Dense(self.hidden)(jnp.concatenate(
+        [read, jnp.broadcast_to(black, (*read.shape[:2], 1))], axis=-1)))
+    logits = nn.Dense(1)(h)[..., 0]
+    return logits.reshape((*lead, NUM_KEYS))

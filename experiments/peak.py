@@ -1,0 +1,78 @@
+"""This machine's fp32 matmul peak, FLOP counts to set a benchmark's throughput against it, and
+the model-size label of the benchmark tables.
+
+Every benchmark (bench_dataset, bench_train, bench_sampler) measures the peak in its own process,
+so that a figure and its peak share one machine state (absolute speed drifts between machines and
+with other jobs on the same cores; see ../shared/TARGETS.md).
+
+FLOPs are multiply-adds x 2. `compiled_flops` reads XLA's cost analysis of the compiled program
+(`jax.jit(f).lower(...).compile().cost_analysis()["flops"]`); XLA counts a loop's body once, not
+once per iteration, so a caller with a `lax.scan` over time counts one step and multiplies.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from collections.abc import Callable
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+PEAK_SIZE = 2048
+
+
+def matmul_peak(n: int = PEAK_SIZE, repeats: int = 7) -> float:
+  """FLOP/s of a jitted n x n fp32 `jnp.dot`: median of `repeats` runs after 2 warm-up runs.
+
+  FLOPs per run: 2 n^3 (n^3 multiply-adds).
+  """
+  rng = np.random.default_rng(0)
+  a = jnp.asarray(rng.standard_normal((n, n), np.float32))
+  b = jnp.asarray(rng.standard_normal((n, n), np.float32))
+  dot = jax.jit(jnp.dot)
+  for _ in range(2):
+    dot(a, b).block_until_ready()
+  seconds = []
+  for _ in range(repeats):
+    start = time.perf_counter()
+    dot(a, b).block_until_ready()
+    seconds.append(time.perf_counter() - start)
+  return 2.0 * n ** 3 / statistics.median(seconds)
+
+
+def peak_line(peak: float, n: int = PEAK_SIZE) -> str:
+  """One line stating the peak, for a benchmark's header."""
+  return (f"# fp32 matmul peak, measured in this process: {peak / 1e9:,.1f} GFLOP/s "
+          f"(jitted {n} x {n} jnp.dot on {jax.devices()[0].platform}, median of 7 after warm-up, "
+          f"2 n^3 FLOPs)")
+
+
+def compiled_flops(fn: Callable[..., Any], *args: Any) -> float | None:
+  """FLOPs of one call of `jax.jit(fn)(*args)` by XLA's cost analysis, or None if not reported.
+
+  `args` may be arrays or `jax.ShapeDtypeStruct`s (nothing runs, but it compiles).
+  """
+  analysis = jax.jit(fn).lower(*args).compile().cost_analysis()
+  if isinstance(analysis, (list, tuple)):  # older jax: one dict per program
+    analysis = analysis[0] if analysis else None
+  flops = (analysis or {}).get("flops")
+  return float(flops) if flops and flops > 0 else None
+
+
+def fraction(flops_per_second: float | None, peak: float) -> str:
+  """'12.3%' of the peak, or '-' when the FLOP count is unknown."""
+  if flops_per_second is None:
+    return "-"
+  return f"{100.0 * flops_per_second / peak:.1f}%"
+
+
+def model_size(module: Any) -> str:
+  """'layers x channels' of a model's main stack, read from its Flax module's fields."""
+  for layers, channels, what in (("num_layers", "channels", ""),
+                                 ("envelope_layers", "envelope_hidden", " (envelope MLP)")):
+    if hasattr(module, layers) and hasattr(module, channels):
+      return f"{getattr(module, layers)} x {getattr(module, channels)}{what}"
+  return "-"

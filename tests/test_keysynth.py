@@ -1,0 +1,249 @@
+"""KeySynth: frame timing and key press tracking, keys gate the sound, the loss, generation."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from data_gen import frame_timing, keyboard
+from deepsynth_jax import audio_teacher, checkpointing, models, train
+from deepsynth_jax.models import key_reader
+from deepsynth_jax.models import keysynth as pm
+from deepsynth_jax.models.frame_encoder import previous_frame_rows
+from experiments.configs import test as test_config
+
+
+def test_frame_starts_recovers_each_referenced_frame():
+  starts = np.array([0, 300, 700, 1000])
+  index, age = frame_timing.frame_index_and_age(starts, 1200)
+  # A crop of samples [500, 1100) refers to frames 1-3; it carries frame 0 too (the previous frame
+  # of its first) and one padding frame.
+  crop_index, crop_age = index[None, 500:1100], age[None, 500:1100]
+  got = np.asarray(pm.frame_starts(jnp.asarray(crop_index), jnp.asarray(crop_age), 5))
+  np.testing.assert_array_equal(got[0, 1:4], [300 - 500, 700 - 500, 1000 - 500])
+  # Frame 0 has no sample in the crop: placed PRE_CLIP_AGE before the first referenced frame;
+  # the padding frame is never current (at the crop's length).
+  assert got[0, 0] == -200 - pm.PRE_CLIP_AGE
+  assert got[0, 4] == 600
+  whole = np.asarray(pm.frame_starts(jnp.asarray(index[None]), jnp.asarray(age[None]), 4))
+  np.testing.assert_array_equal(whole[0], starts)
+
+
+def test_key_press_times_follow_held_keys():
+  # Key 0: pressed in frames 0-2 (one press); key 1: frames 1 and 3 (two presses); key 2: never.
+  pressed = np.zeros((1, 4, 88), np.float32)
+  pressed[0, 0:3, 0] = 1
+  pressed[0, [1, 3], 1] = 1
+  starts = np.array([[0.0, 100.0, 250.0, 400.0]], np.float32)
+  press = np.asarray(pm.key_press_times(_held(pressed), jnp.asarray(starts)))
+  np.testing.assert_array_equal(press[0, :3, 0], [0, 0, 0])
+  np.testing.assert_array_equal(press[0, [1, 3], 1], [100, 400])
+  # A soft "held" interpolates between the two answers.
+  half = pressed.copy()
+  half[0, 1, 0] = 0.5
+  soft = np.asarray(pm.key_press_times(_held(half), jnp.asarray(starts)))
+  assert soft[0, 1, 0] == pytest.approx(0.5 * 0 + 0.5 * 100)
+
+
+def _held(pressed: np.ndarray) -> jax.Array:
+  """p[f] p[f - 1]: the probability that each key is held over from the previous frame."""
+  p = jnp.asarray(pressed)
+  return p * previous_frame_rows(p)
+
+
+def _key_output_layer(reader_params) -> dict:
+  """The key reader's output layer: the one dense layer with 88 outputs (one per key)."""
+  layers = [p for p in reader_params.values()
+            if isinstance(p, dict) and np.shape(p.get("bias")) == (88,)]
+  assert len(layers) == 1, "expected one layer of the key reader with 88 outputs"
+  return layers[0]
+
+
+def _read_keys_regardless_of_image(params, key_bias: np.ndarray):
+  """Makes the key reader's logits independent of the image: the bias alone says which keys
+  sound; and makes the untrained instrument audible."""
+  reader = _key_output_layer(params["key_reader"])
+  reader["kernel"] = jnp.zeros_like(reader["kernel"])
+  reader["bias"] = jnp.asarray(key_bias, jnp.float32)
+  params["harmonics"]["bias"] = jnp.ones_like(params["harmonics"]["bias"])
+  return params
+
+
+def _labelled_config():
+  """The test config's KeySynth with the column reader trained on key labels."""
+  config = test_config.get_config()
+  config.model = "keysynth"
+  config.keysynth.reader = "columns"
+  config.keysynth.key_weight = 1.0
+  config.keysynth.teacher_forced_keys = True
+  config.keysynth.heard_weight = 0.0
+  return config
+
+
+def _model_and_params(key_bias: np.ndarray, t: int = 1024):
+  config = _labelled_config()
+  model = models.build_generator(config).module
+  frames = np.zeros((1, 2, 32, 208), np.uint8)
+  index, age = frame_timing.frame_index_and_age(np.array([0, 200]), t)
+  inputs = (jnp.asarray(frames), jnp.asarray(index[None]), jnp.asarray(age[None]))
+  params = jax.jit(model.init)(jax.random.PRNGKey(0), *inputs)["params"]
+  return model, _read_keys_regardless_of_image(params, key_bias), inputs
+
+
+def test_keys_not_shown_pressed_are_silent():
+  model, params, inputs = _model_and_params(np.full(88, -30.0))
+  audio = np.asarray(model.apply({"params": params}, *inputs))
+  assert audio.shape == (1, 1024)
+  assert np.abs(audio).max() < 1e-6
+
+
+@pytest.mark.parametrize("key", [27, 48])  # C3 (130.8 Hz) and A4 (440 Hz)
+def test_a_pressed_key_sounds_at_its_pitch(key):
+  bias = np.full(88, -30.0)
+  bias[key] = 30.0
+  model, params, inputs = _model_and_params(bias, t=4000)
+  audio = np.asarray(model.apply({"params": params}, *inputs))[0]
+  assert np.abs(audio).max() > 1e-3
+  spectrum = np.abs(np.fft.rfft(audio[400:] * np.hanning(3600)))
+  freqs = np.fft.rfftfreq(3600, 1 / 4000)
+  fundamental = 440.0 * 2 ** ((key + 21 - 69) / 12)
+  # Every spectral peak is a harmonic of the key (num_harmonics = 2 in the test config).
+  peaks = freqs[spectrum > 0.2 * spectrum.max()]
+  assert np.all(np.min(np.abs(peaks[:, None] - fundamental * np.arange(1, 3)[None]), axis=1) < 3)
+  assert np.any(np.abs(peaks - fundamental) < 3)
+
+
+@pytest.fixture
+def keysynth_run(data):
+  """(config, generator, initial params, a cropped training batch as jax arrays): the test
+  config's KeySynth with key labels."""
+  config = _labelled_config()
+  generator = models.build_generator(config)
+  batch = next(data.batches("train", 2, seed=0, epoch=0, crop_samples=512))
+  params = generator.init(jax.random.PRNGKey(0), batch)
+  return config, generator, params, {k: jnp.asarray(v) for k, v in batch.items()}
+
+
+def test_loss_reports_key_reading_and_trains_on_key_labels(keysynth_run):
+  config, generator, params, batch = keysynth_run
+  loss, metrics = generator.loss(params, batch, train=True)
+  assert np.isfinite(float(loss))
+  assert 0.0 <= float(metrics["key_accuracy"]) <= 1.0
+  assert float(metrics["key_cross_entropy"]) == pytest.approx(88 * np.log(2), rel=0.05)
+
+  def reader_grad(weight, forced):
+    config.keysynth.key_weight = weight
+    config.keysynth.teacher_forced_keys = forced
+    grads = jax.grad(lambda p: generator.loss(p, batch, train=True)[0])(params)
+    return _key_output_layer(grads["key_reader"])["bias"]
+
+  # Teacher-forced keys: the audio terms do not reach the reader, the label term does.
+  assert float(jnp.abs(reader_grad(0.0, True)).max()) == 0.0
+  assert float(jnp.abs(reader_grad(1.0, True)).max()) > 1e-3
+  # Without, the reader also learns from the audio (the label-free variant).
+  assert float(jnp.abs(reader_grad(0.0, False)).max()) > 0.0
+
+
+def test_evaluation_plays_the_reader_keys_not_the_labels(keysynth_run):
+  _, generator, params, batch = keysynth_run
+  # The reader reads every key as up: the reader's keys give silence.
+  params = _read_keys_regardless_of_image(params, np.full(88, -30.0))
+  assert batch["frame_keys"].any()
+  _, trained = generator.loss(params, batch, train=True)
+  _, evaluated = generator.loss(params, batch, train=False)
+  silent = float(jnp.mean(jnp.abs(batch["audio"])))
+  assert evaluated["l1"] == pytest.approx(silent, rel=1e-5)
+  assert abs(float(trained["l1"]) - silent) > 1e-4
+
+
+def test_generate_is_the_forward_pass_and_scores_the_true_audio(keysynth_run):
+  _, generator, params, batch = keysynth_run
+  out = generator.generate(params, batch["frames"], batch["frame_index"], batch["frame_age"],
+                           true_audio=batch["audio"])
+  forward = generator.module.apply({"params": params}, batch["frames"], batch["frame_index"],
+                                   batch["frame_age"])
+  np.testing.assert_allclose(np.asarray(out.audio), np.clip(np.asarray(forward), -1, 1),
+                             rtol=1e-6, atol=1e-7)
+  assert out.cross_entropy.shape == (2,)
+  # The same number as the loss's bucket cross-entropy of the prediction.
+  _, metrics = generator.loss(params, batch, train=False)
+  assert float(jnp.mean(out.cross_entropy)) == pytest.approx(float(metrics["cross_entropy"]),
+                                                            rel=1e-5)
+  assert generator.generate(params, batch["frames"], batch["frame_index"],
+                            batch["frame_age"]).cross_entropy is None
+
+
+def test_stft_loss_averages_over_the_sizes_it_uses():
+  rng = np.random.default_rng(0)
+  a, b = (jnp.asarray(rng.normal(size=(1, 300)), jnp.float32) for _ in range(2))
+  # A 300-sample clip fits sizes 64, 128 and 256 but not 512: the mean is over those three.
+  used = pm.multi_resolution_stft_loss(a, b, sizes=(64, 128, 256))
+  assert float(pm.multi_resolution_stft_loss(a, b, sizes=(64, 128, 256, 512))) == \
+      pytest.approx(float(used), rel=1e-6)
+  with pytest.raises(ValueError, match="shorter than every STFT size"):
+    pm.multi_resolution_stft_loss(a[:, :32], b[:, :32])
+
+
+# ---- learning without key labels ---------------------------------------------------------------
+
+
+def test_key_positions_fall_on_each_key_of_the_simulated_keyboard():
+  layout = keyboard.layout(32, 208)
+  columns = key_reader.key_positions() * 208 / key_reader.NUM_WHITE_KEYS
+  for key in range(88):
+    assert np.any(layout.owner[:, int(columns[key])] == key), f"key {key} is not at its place"
+  np.testing.assert_array_equal(key_reader.is_black_key(), keyboard.is_black_key())
+  assert np.all(np.diff(key_reader.key_positions()) > 0)  # ordered by pitch
+
+
+def test_placed_reader_reads_a_pressed_key_at_its_place():
+  """With the classifier fixed to "darker than the released keyboard at my place = pressed", the
+  placed reader's output for key k depends on the pixels at key k's place only."""
+  reader = key_reader.PlacedKeyReader(channels=(4,), hidden=4)
+  released = keyboard.render_frames(np.zeros((1, 88), bool))
+  params = reader.init(jax.random.PRNGKey(0), released)["params"]
+  assert float(params["left"]) == 0.0 and float(params["width"]) == 1.0
+  for key in (0, 40, 87):
+    pressed = np.zeros((1, 88), bool)
+    pressed[0, key] = True
+    frames = keyboard.render_frames(pressed)
+    grads = jax.grad(lambda f, k=key: reader.apply({"params": params}, f)[0, k].sum())(
+        frames.astype(np.float32))
+    touched = np.flatnonzero(np.abs(np.asarray(grads[0])).sum(0) > 0)
+    place = key_reader.key_positions()[key] * 208 / key_reader.NUM_WHITE_KEYS
+    # The receptive field: 3x3 conv, interpolation and +-1 column window around the key's place.
+    assert touched.min() >= place - 4 and touched.max() <= place + 4, (key, touched, place)
+
+
+def test_label_free_training_never_reads_key_labels(data):
+  config = test_config.get_config()
+  config.model = "keysynth"
+  generator = models.build_generator(config)
+  assert not generator.uses_key_labels and "frame_keys" not in generator.batch_fields
+  assert audio_teacher.FIELD in generator.batch_fields  # what the audio says: not a label
+  audio_teacher.add_heard_keys(data)
+  batch = next(data.batches("train", 2, seed=0, epoch=0, crop_samples=512))
+  unlabelled = {k: jnp.asarray(v) for k, v in batch.items() if k != "frame_keys"}
+  params = generator.init(jax.random.PRNGKey(0), unlabelled)
+  loss, metrics = generator.loss(params, unlabelled, train=True)
+  grads = jax.grad(lambda p: generator.loss(p, unlabelled, train=True)[0])(params)
+  assert np.isfinite(float(loss)) and "key_accuracy" not in metrics
+  assert float(metrics["heard_cross_entropy"]) > 0
+  # The audio loss alone reaches the reader, its placement included.
+  reader_grads = grads["key_reader"]
+  assert float(jnp.abs(reader_grads["left"])) > 0 and float(jnp.abs(reader_grads["width"])) > 0
+  # Labelled configs do read them.
+  assert "frame_keys" in models.build_generator(_labelled_config()).batch_fields
+
+
+def test_training_records_what_the_model_learned_from(tiny_data_dir, tmp_path):
+  for name, config in (("free", test_config.get_config()), ("labels", _labelled_config())):
+    config.model = "keysynth"
+    config.data_dir = tiny_data_dir
+    config.max_steps = 1
+    workdir = str(tmp_path / name)
+    train.train_and_evaluate(config, workdir, show_progress=False)
+    facts = checkpointing.learned_from(checkpointing.read_run_record(workdir))
+    assert facts == {"uses_key_labels": name == "labels", "frame_mode": "sparse"}
