@@ -18,9 +18,16 @@ import time
 from collections.abc import Sequence
 
 import numpy as np
-from absl import app, flags, logging
+from absl import app, flags
 
-from deepsynth_jax import baseline_eval, baseline_train, checkpointing, input_pipeline, metrics
+from deepsynth_jax import (
+  baseline_eval,
+  baseline_train,
+  checkpointing,
+  console,
+  input_pipeline,
+  metrics,
+)
 from deepsynth_jax.transcription import DEFAULT_VELOCITY, BaselineError
 
 METRICS_FILE = "metrics.json"
@@ -29,7 +36,7 @@ METRICS_FILE = "metrics.json"
 def main(argv: Sequence[str]) -> None:
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-  logging.set_verbosity(logging.WARNING)  # orbax logs every checkpoint step at INFO
+  console.quiet_library_chatter()
   try:
     _train_and_evaluate(flags.FLAGS)
   except (BaselineError, checkpointing.CheckpointError, input_pipeline.DatasetError) as e:

@@ -41,6 +41,7 @@ from data_gen import video, wav
 from deepsynth_jax import (
   checkpointing,
   comparison,
+  console,
   input_pipeline,
   metrics,
   runs,
@@ -323,6 +324,7 @@ def summary(result: dict[str, Any]) -> str:
 def main(argv: list[str]) -> None:
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+  console.quiet_library_chatter()
   f = flags.FLAGS
   several = len(f.workdir) > 1 or f.baseline
   if several and f.out_dir:

@@ -15,7 +15,7 @@ import time
 from absl import app, flags
 
 from data_gen import make_dataset, midi, synth, video, wav
-from deepsynth_jax import api, checkpointing
+from deepsynth_jax import api, checkpointing, console
 
 
 def play(midi_path: str, out_dir: str, checkpoint: str, *, soundfont: str | None = None,
@@ -64,6 +64,7 @@ def _define_flags() -> None:
 
 def main(argv):
   del argv
+  console.quiet_library_chatter()
   FLAGS = flags.FLAGS
   if not FLAGS.midi or not FLAGS.out or not FLAGS.checkpoint:
     raise app.UsageError("give --midi=FILE --out=DIR --checkpoint=WORKDIR")

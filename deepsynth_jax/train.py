@@ -31,7 +31,7 @@ from absl import app, flags, logging
 from flax.training import train_state
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
-from deepsynth_jax import audio_teacher, checkpointing, input_pipeline, models
+from deepsynth_jax import audio_teacher, checkpointing, console, input_pipeline, models
 
 AXIS = "batch"
 
@@ -503,9 +503,8 @@ FLAGS = flags.FLAGS
 
 
 def quiet_logs() -> None:
-  """WARNING-level absl logs unless --verbosity was given (orbax logs every save at INFO)."""
-  if "verbosity" in FLAGS and not FLAGS["verbosity"].present:
-    logging.set_verbosity(logging.WARNING)
+  """Progress and results on the console, not library chatter (`console`)."""
+  console.quiet_library_chatter()
 
 
 def main(argv: list[str]) -> None:

@@ -16,7 +16,7 @@ import shutil
 import orbax.checkpoint as ocp
 from absl import app, flags
 
-from deepsynth_jax import checkpointing
+from deepsynth_jax import checkpointing, console
 
 flags.DEFINE_string("workdir", None, "Trained run directory.")
 flags.DEFINE_string("out", None, "Output model folder (replaced).")
@@ -65,6 +65,7 @@ def export_run(workdir: str, out: str, *, log: str | None = None,
 
 def main(argv):
   del argv
+  console.quiet_library_chatter()
   if not FLAGS.workdir or not FLAGS.out:
     raise app.UsageError("give --workdir=RUN --out=FOLDER")
   step = export_run(FLAGS.workdir, FLAGS.out, log=FLAGS.log, command=FLAGS.command)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -125,3 +126,18 @@ def test_cli_prints_one_line_errors(tmp_path):
   lines = [line for line in proc.stderr.splitlines() if line.strip()]
   assert lines[-1].startswith("error: ") and "does not exist" in lines[-1]
   assert "Traceback" not in proc.stderr
+
+
+def test_cli_console_shows_results_not_library_chatter(run_dir, tmp_path):
+  """orbax's read-only notes, absl INFO lines and the fork warning stay off the console."""
+  cmd = [sys.executable, "-m", "deepsynth_jax.evaluate", f"--workdir={run_dir}",
+         "--split=validation", "--num_examples=1", "--seconds=0.1", "--nomedia", "--nolistening",
+         f"--out_dir={tmp_path / 'out'}"]
+  proc = subprocess.run(cmd, capture_output=True, text=True, cwd=os.path.dirname(
+      os.path.dirname(os.path.abspath(__file__))), timeout=300)
+  assert proc.returncode == 0, proc.stderr[-2000:]
+  assert "free-running CE" in proc.stdout and "wrote" in proc.stdout
+  for chatter in ("read_only=True", "Given directory is read only", "os.fork()",
+                  "checkpoint_manager.py"):
+    assert chatter not in proc.stderr, f"{chatter!r} on the console:\n{proc.stderr[-1500:]}"
+  assert not re.search(r"^I\d{4} ", proc.stderr, re.MULTILINE), "absl INFO lines on the console"

@@ -182,24 +182,32 @@ class KeySynth(nn.Module):
     no_new_key = jnp.exp(jnp.sum(jnp.log1p(-pressed * (1.0 - previous) + 1e-6), axis=-1))
     at = frame_index[:, inside]                                               # (B, P)
     key_age = jnp.maximum(points[None, :, None] - gather_frames(press, at), 0.0)  # (B, P, 88)
-    held_at = gather_frames(held, at)
     frame_age_at = frame_age[:, inside] + (points - inside)                  # (B, P)
-    restrike = (held_at * gather_frames(no_new_key, at)[..., None])[..., None] * frame_age_features(
-        frame_age_at, self.sample_rate, self.num_age_features)[:, :, None]  # (B, P, 88, K)
+    amplitudes = self._instrument(key_age, gather_frames(held, at), gather_frames(no_new_key, at),
+                                  frame_age_at, gather_frames(pressed, at))
+    return amplitudes, logits
+
+  def _instrument(self, key_age: jax.Array, held: jax.Array, no_new_key: jax.Array,
+                  frame_age: jax.Array, pressed: jax.Array) -> jax.Array:
+    """The learned instrument at control points: partial amplitudes (B, P, M) from each key's
+    age, held-over and pressed probabilities (B, P, 88) and, per point, the probability that its
+    frame shows no new key and that frame's age (B, P)."""
+    restrike = (held * no_new_key[..., None])[..., None] * frame_age_features(
+        frame_age, self.sample_rate, self.num_age_features)[:, :, None]  # (B, P, 88, K)
     pitch = pitch_features()
     x = jnp.concatenate([
         frame_age_features(key_age, self.sample_rate, self.num_age_features),
         restrike,
-        held_at[..., None],
+        held[..., None],
         jnp.broadcast_to(pitch, (*key_age.shape, pitch.shape[1])),
     ], axis=-1)
     for layer in self.envelope:
       x = nn.relu(layer(x))
     # (B, P, 88, H): a key the frame does not show pressed is silent.
-    harmonics = nn.softplus(self.harmonics(x)) * gather_frames(pressed, at)[..., None]
+    harmonics = nn.softplus(self.harmonics(x)) * pressed[..., None]
     key_of, number = oscillator_bank(self.sample_rate, self.num_harmonics)[1:]
     flat = harmonics.reshape((*harmonics.shape[:2], -1))
-    return flat[..., key_of * self.num_harmonics + number - 1], logits
+    return flat[..., key_of * self.num_harmonics + number - 1]
 
   def __call__(self, frames: jax.Array, frame_index: jax.Array, frame_age: jax.Array,
                return_key_logits: bool = False,
@@ -252,23 +260,8 @@ class KeySynth(nn.Module):
         "start" int32 (B, P) the sample at which that frame became current.
     """
     key_age = jnp.maximum(points[..., None] - facts["press"], 0.0)              # (B, P, 88)
-    held_at = facts["held"]
-    frame_age_at = points - facts["start"]
-    restrike = (held_at * facts["no_new_key"][..., None])[..., None] * frame_age_features(
-        frame_age_at, self.sample_rate, self.num_age_features)[:, :, None]  # (B, P, 88, K)
-    pitch = pitch_features()
-    x = jnp.concatenate([
-        frame_age_features(key_age, self.sample_rate, self.num_age_features),
-        restrike,
-        held_at[..., None],
-        jnp.broadcast_to(pitch, (*key_age.shape, pitch.shape[1])),
-    ], axis=-1)
-    for layer in self.envelope:
-      x = nn.relu(layer(x))
-    harmonics = nn.softplus(self.harmonics(x)) * facts["pressed"][..., None]
-    key_of, number = oscillator_bank(self.sample_rate, self.num_harmonics)[1:]
-    flat = harmonics.reshape((*harmonics.shape[:2], -1))
-    return flat[..., key_of * self.num_harmonics + number - 1]
+    return self._instrument(key_age, facts["held"], facts["no_new_key"], points - facts["start"],
+                            facts["pressed"])
 
   def block_phases(self, first_block: int, num_blocks: int) -> np.ndarray:
     """float32 (n, M) oscillator phases at the starts of control blocks first .. first + n - 1,

@@ -1,0 +1,80 @@
+"""deepsynth_jax.streaming: streamed audio equals `sample()` on the same frames, for both models."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from test_api import make_run_dir  # noqa: E402  (a run directory with random parameters)
+
+import deepsynth_jax
+from data_gen import keyboard
+from deepsynth_jax import runs, streaming
+
+RATE = 4000
+# (sample, keys down): presses, a chord, a release, a re-press 3 samples after a release, a
+# change inside a control block, and two changes one sample apart.
+EVENTS = [(0, ()), (300, (40,)), (700, (40, 44)), (1111, (44,)), (1500, ()), (1503, (47,)),
+          (2001, (47, 52, 59)), (2002, (47, 52)), (2600, (30,)), (3013, ())]
+# Blocks of several sizes, not all multiples of KeySynth's 16-sample control blocks.
+BLOCKS = [256, 100, 333, 512, 16, 1, 700, 256, 1024, 602]
+
+
+def _keys(down) -> np.ndarray:
+  state = np.zeros(keyboard.NUM_KEYS, bool)
+  state[list(down)] = True
+  return state
+
+
+def _stream_events(stream: streaming.Stream) -> np.ndarray:
+  """Plays EVENTS block by block, each change set just before the first block that may use it."""
+  pending = list(EVENTS[1:])
+  if EVENTS[0][1]:
+    stream.set_keys(_keys(EVENTS[0][1]), at=0)
+  out = []
+  for n in BLOCKS:
+    while pending and pending[0][0] < stream.position + n + 32:
+      at, down = pending.pop(0)
+      assert stream.set_keys(_keys(down), at=at) == at
+    out.append(stream.generate(n))
+  return np.concatenate(out)
+
+
+@pytest.fixture(scope="module", params=["keysynth", "wavenet"])
+def run_dir(request, tmp_path_factory, tiny_data_dir):
+  return make_run_dir(str(tmp_path_factory.mktemp(request.param)), tiny_data_dir, request.param)
+
+
+def test_streamed_equals_offline(run_dir):
+  run = runs.load_run(run_dir)
+  stream = streaming.open_stream(run, seed=3)
+  streamed = _stream_events(stream)
+  total = sum(BLOCKS)
+  assert streamed.shape == (total,) and streamed.dtype == np.float32
+  np.testing.assert_array_equal(stream.audio(), streamed)
+  # The model saw the simulator's frames of the key states, current from each change's sample.
+  times = np.asarray([t for t, _ in EVENTS])
+  expected = keyboard.render_frames(np.stack([_keys(d) for _, d in EVENTS]), *run.frame_shape)
+  np.testing.assert_array_equal(stream.frame_times(), times)
+  np.testing.assert_array_equal(stream.frames(), expected)
+  offline = deepsynth_jax.sample(expected, times, checkpoint=run_dir, seconds=total / RATE,
+                                 seed=3)
+  assert np.std(offline) > 0
+  np.testing.assert_allclose(streamed, offline, rtol=0, atol=2e-5)
+
+
+def test_stream_refuses_bad_changes_and_ignores_unchanged_states(run_dir):
+  stream = streaming.open_stream(runs.load_run(run_dir))
+  assert stream.set_keys(_keys(())) is None  # the initial state: no new frame
+  stream.generate(64)
+  with pytest.raises(streaming.StreamInputError, match="too early"):
+    stream.set_keys(_keys((40,)), at=10)
+  with pytest.raises(streaming.StreamInputError, match=r"bool \(88,\)"):
+    stream.set_keys(np.zeros(87, bool))
+  with pytest.raises(streaming.StreamInputError, match="num_samples"):
+    stream.generate(0)
+  at = stream.set_keys(_keys((40,)))
+  assert at == stream.earliest_change and at >= 64
+  stream.generate(400)
+  assert stream.set_keys(_keys(())) == stream.earliest_change
+  stream.generate(100)
+  np.testing.assert_array_equal(stream.notes(), [[at, stream.frame_times()[-1], 61, 100]])
