@@ -26,6 +26,7 @@ model's length to a multiple of 0.25 s), so repeated calls are fast.
 from __future__ import annotations
 
 import math
+import warnings
 from typing import Any
 
 import ml_collections
@@ -42,6 +43,14 @@ MIN_PADDED_FRAMES = 16
 
 class SampleInputError(ValueError):
   """Arguments of `sample` that cannot be used; the message says what was expected."""
+
+
+class FrameModeWarning(UserWarning):
+  """The video is of another kind (sparse press frames / dense fps video) than the model's
+  training video (its run.json `learned_from.frame_mode`)."""
+
+
+_WARNED_FRAME_MODE: set[tuple[int, bool]] = set()
 
 
 def sample(frames: Any, frame_times: Any = None, fps: float | None = None, *,
@@ -79,6 +88,7 @@ def sample(frames: Any, frame_times: Any = None, fps: float | None = None, *,
   frames, starts = frames[:keep], starts[:keep]
   index, age = frame_timing.frame_index_and_age(starts, num_samples)
   _check_sampling_args(temperature, seed)
+  _warn_frame_mode_mismatch(run, dense=fps is not None)
   if run.generator.autoregressive:  # a scan per length: pad so that lengths recur
     frames, index, age = _pad_for_compilation(frames, index, age, run.sample_rate)
   audio, _ = run.generate(frames[None], index[None], age[None], temperature=temperature,
@@ -87,6 +97,23 @@ def sample(frames: Any, frame_times: Any = None, fps: float | None = None, *,
 
 
 # ---- argument checks -------------------------------------------------------------------------
+
+
+def _warn_frame_mode_mismatch(run: Run, dense: bool) -> None:
+  """One warning per run and kind of video when it differs from the run's training video."""
+  mode = str(run.learned_from.get("frame_mode", "unknown"))
+  trained_dense = mode.startswith("fps:")
+  if mode == "unknown" or "+" in mode or trained_dense == dense:
+    return
+  if (id(run), dense) in _WARNED_FRAME_MODE:
+    return
+  _WARNED_FRAME_MODE.add((id(run), dense))
+  given = "dense video (fps=)" if dense else "sparse press frames (frame_times=)"
+  warnings.warn(f"this model learned from {mode} video (run.json learned_from.frame_mode) but is "
+                f"given {given}; expect worse audio (KeySynth's re-strike cue assumes sparse "
+                "frames are presses): train on a dataset of this kind (python -m "
+                "data_gen.make_dataset --frames=...)", FrameModeWarning, stacklevel=3)
+
 
 
 def _resolve_run(checkpoint, params, config) -> Run:

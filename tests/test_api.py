@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -36,7 +38,10 @@ def make_run_dir(workdir: str, data_dir: str, model_name: str = "wavenet") -> st
   params = random_params(generator, batch)
   state = train_state.TrainState.create(apply_fn=generator.module.apply, params=params,
                                         tx=optax.sgd(0.1))
-  checkpointing.write_run_record(workdir, config, train._data_facts(data))
+  checkpointing.write_run_record(
+      workdir, config, train._data_facts(data),
+      learned_from={"uses_key_labels": generator.uses_key_labels,
+                    "frame_mode": str(data.manifest.get("frames", "sparse"))})
   ckpts = checkpointing.RunCheckpoints(workdir)
   progress = {"step": 3, "epoch": 1, "batch_in_epoch": 0, "best_selection_loss": 5.0,
               "best_step": 3, "history": []}
@@ -94,6 +99,7 @@ def test_default_length(run_dir):
   assert length == 2000
 
 
+@pytest.mark.filterwarnings("ignore::deepsynth_jax.api.FrameModeWarning")
 def test_dense_video_is_converted_and_resized(run_dir, clip):
   frames, _ = clip
   fps = 40.0
@@ -185,3 +191,17 @@ def test_unknown_or_empty_checkpoint(tmp_path, clip):
   checkpointing.write_run_record(str(tmp_path), config, {"sample_rate": 4000})
   with pytest.raises(checkpointing.CheckpointError, match="no committed checkpoint"):
     deepsynth_jax.sample(frames, starts, checkpoint=str(tmp_path))
+
+
+def test_video_of_another_kind_than_the_training_video_warns_once(tmp_path, tiny_data_dir, clip):
+  run_dir = make_run_dir(str(tmp_path / "sparse_run"), tiny_data_dir, "keysynth")
+  assert api.load_run(run_dir).learned_from["frame_mode"] == "sparse"
+  frames, starts = clip
+  with warnings.catch_warnings():
+    warnings.simplefilter("error")  # sparse frames for a sparse-trained model: no warning
+    deepsynth_jax.sample(frames, starts, checkpoint=run_dir, seconds=0.2)
+  with pytest.warns(api.FrameModeWarning, match=r"learned from sparse video .* dense video"):
+    deepsynth_jax.sample(frames, fps=30, checkpoint=run_dir, seconds=0.2)
+  with warnings.catch_warnings():
+    warnings.simplefilter("error")  # once per run and kind of video
+    deepsynth_jax.sample(frames, fps=30, checkpoint=run_dir, seconds=0.2)

@@ -209,9 +209,11 @@ def test_evaluation_has_no_dropout():
   generator = models.build_generator(config)
   params = generator.init(jax.random.key(0), batch)
   keys = models.example_keys(jax.random.key(1), 0, batch["example_id"])
-  eval_a, _ = generator.loss(params, batch, train=False)
-  eval_b, _ = generator.loss(params, batch, train=False, keys=keys)
-  train_loss, _ = generator.loss(params, batch, train=True, keys=keys)
+  loss = jax.jit(lambda p, keys, train: generator.loss(p, batch, train=train, keys=keys)[0],
+                 static_argnames="train")
+  eval_a = loss(params, None, train=False)
+  eval_b = loss(params, keys, train=False)
+  train_loss = loss(params, keys, train=True)
   assert float(eval_a) == float(eval_b)
   assert float(train_loss) != float(eval_a)
 
