@@ -161,19 +161,18 @@ def pad_batch(batch: dict, size: int) -> dict:
 
 def evaluate_teacher_forced(p_eval_step, params, data: input_pipeline.DeepSynthData,
                             config: ml_collections.ConfigDict, split: str = "validation",
-                            num_examples: int | None = None,
-                            generator: Generator | None = None) -> dict[str, float]:
+                            num_examples: int | None = None, *,
+                            generator: Generator) -> dict[str, float]:
   """Mean teacher-forced metrics over the first `num_examples` examples of `split` (batches
-  reduced to `generator.batch_fields` when given)."""
-  select = generator.select_fields if generator is not None else (lambda b: b)
+  reduced to `generator.batch_fields`)."""
   devices = jax.local_device_count()
   batch_size = _per_process(config.eval.batch_size, devices, "eval.batch_size")
   num = min(num_examples or config.eval.num_examples, data.num_examples(split))
   totals: dict[str, float] = {}
   for batch in data.batches(split, batch_size, seed=config.seed, epoch=0, shuffle=False,
                             drop_remainder=False, num_examples=num):
-    sums = jax.device_get(p_eval_step(params, shard(pad_batch(select(batch), batch_size),
-                                                    devices)))
+    padded = pad_batch(generator.select_fields(batch), batch_size)
+    sums = jax.device_get(p_eval_step(params, shard(padded, devices)))
     for k, v in sums.items():
       totals[k] = totals.get(k, 0.0) + float(v[0])
   count = totals.pop("count", 0.0)

@@ -14,14 +14,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-NUM_KEYS = 88
-NUM_WHITE_KEYS = 52
-_BLACK_PITCH_CLASSES = (1, 3, 6, 8, 10)
-
-
-def is_black_key() -> np.ndarray:
-  """bool (88,): whether key k (MIDI pitch 21 + k) is a black key."""
-  return np.isin((np.arange(NUM_KEYS) + 21) % 12, _BLACK_PITCH_CLASSES)
+from data_gen.keyboard import NUM_KEYS, is_black_key
+from data_gen.keyboard import NUM_WHITE as NUM_WHITE_KEYS
 
 
 def key_positions() -> np.ndarray:

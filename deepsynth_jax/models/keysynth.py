@@ -104,6 +104,19 @@ def frame_starts(frame_index: jax.Array, frame_age: jax.Array, num_frames: int) 
   return jnp.where(referenced, starts, fallback)
 
 
+def next_press_time(held: jax.Array, previous_press: jax.Array, start: jax.Array) -> jax.Array:
+  """A frame's press times (..., 88): a held-over key keeps the previous frame's press time, any
+  other key was pressed at the frame's start (..., ); the expectation of the two when `held`
+  is a probability."""
+  return held * previous_press + (1.0 - held) * start[..., None]
+
+
+def no_new_key(pressed: jax.Array, previous: jax.Array) -> jax.Array:
+  """Probability (...,) that a frame shows no newly pressed key, from its and the previous
+  frame's pressed probabilities (..., 88) (computed in log space)."""
+  return jnp.exp(jnp.sum(jnp.log1p(-pressed * (1.0 - previous) + 1e-6), axis=-1))
+
+
 def key_press_times(held: jax.Array, starts: jax.Array) -> jax.Array:
   """When each key was pressed, as of each frame: (B, F, 88) "held over" probabilities and (B, F)
   frame starts -> float32 (B, F, 88) samples.
@@ -116,7 +129,7 @@ def key_press_times(held: jax.Array, starts: jax.Array) -> jax.Array:
 
   def step(carry, xs):
     h, start = xs
-    press = h * carry + (1.0 - h) * start[:, None]
+    press = next_press_time(h, carry, start)
     return press, press
 
   init = jnp.zeros((held.shape[0], held.shape[2]), jnp.float32)
@@ -178,12 +191,11 @@ class KeySynth(nn.Module):
     previous = previous_frame_rows(pressed)
     held = pressed * previous                                                 # (B, F, 88)
     press = key_press_times(held, frame_starts(frame_index, frame_age, num_frames))
-    # Probability that frame f shows no newly pressed key (computed in log space).
-    no_new_key = jnp.exp(jnp.sum(jnp.log1p(-pressed * (1.0 - previous) + 1e-6), axis=-1))
+    nothing_new = no_new_key(pressed, previous)                              # (B, F)
     at = frame_index[:, inside]                                               # (B, P)
     key_age = jnp.maximum(points[None, :, None] - gather_frames(press, at), 0.0)  # (B, P, 88)
     frame_age_at = frame_age[:, inside] + (points - inside)                  # (B, P)
-    amplitudes = self._instrument(key_age, gather_frames(held, at), gather_frames(no_new_key, at),
+    amplitudes = self._instrument(key_age, gather_frames(held, at), gather_frames(nothing_new, at),
                                   frame_age_at, gather_frames(pressed, at))
     return amplitudes, logits
 
@@ -226,29 +238,14 @@ class KeySynth(nn.Module):
     t = frame_index.shape[1]
     amps, logits = self.control_amplitudes(frames, frame_index, frame_age,
                                            key_states)                     # (B, P, M)
-    n = amps.shape[1] - 1
-    omega = self._omega()
-    starts = np.arange(n) * self.hop
-    # Oscillator phases at each block start, reduced mod 2 pi in float64 before going to float32.
-    phase = jnp.asarray(np.mod(starts[:, None] * omega[None], 2 * np.pi), jnp.float32)
-    sin0, cos0 = jnp.sin(phase), jnp.cos(phase)                          # (n, M)
-    r = np.arange(self.hop)
-    table = jnp.asarray(np.concatenate([np.cos(omega[:, None] * r), np.sin(omega[:, None] * r)]),
-                        jnp.float32)                                     # (2M, hop)
-    start, delta = amps[:, :-1], amps[:, 1:] - amps[:, :-1]
-
-    def block(a):  # sum_m a_m(t_i) sin(omega_m (t_i + r)) for every block i and offset r
-      return jnp.concatenate([a * sin0, a * cos0], axis=-1) @ table    # (B, n, hop)
-
-    ramp = jnp.asarray(r / self.hop, jnp.float32)
-    out = block(start) + ramp * block(delta)
-    audio = out.reshape(out.shape[0], -1)[:, :t]
+    phase = jnp.asarray(self.block_phases(0, amps.shape[1] - 1))
+    audio = self.synthesize_blocks(amps, phase)[:, :t]
     return (audio, logits) if return_key_logits else audio
 
-  # ---- block-wise synthesis (streaming) ------------------------------------------------------
-  # The two halves of `__call__` with the per-frame key facts (`frame_key_facts`) computed once
-  # per frame by the caller, so that a stream synthesizes a few control blocks at a time;
-  # tests/test_streaming.py checks that blocks put end to end equal the one-pass forward.
+  # ---- block-wise synthesis (`__call__` and streaming) ----------------------------------------
+  # A stream computes the per-frame key facts (`frame_key_facts`) once per frame and synthesizes
+  # a few control blocks at a time; tests/test_streaming.py checks that blocks put end to end
+  # equal the one-pass forward.
 
   def point_amplitudes(self, points: jax.Array, facts: dict[str, jax.Array]) -> jax.Array:
     """Partial amplitudes (B, P, M) at control points, as `control_amplitudes` computes them.
@@ -265,22 +262,23 @@ class KeySynth(nn.Module):
 
   def block_phases(self, first_block: int, num_blocks: int) -> np.ndarray:
     """float32 (n, M) oscillator phases at the starts of control blocks first .. first + n - 1,
-    reduced mod 2 pi in float64 (as `__call__` computes them)."""
+    reduced mod 2 pi in float64 before going to float32."""
     starts = (first_block + np.arange(num_blocks)) * self.hop
     return np.mod(starts[:, None] * self._omega()[None], 2 * np.pi).astype(np.float32)
 
   def synthesize_blocks(self, amps: jax.Array, phase: jax.Array) -> jax.Array:
     """(B, n + 1, M) amplitudes at consecutive control points and float32 (n, M) `block_phases`
-    of the n blocks between them -> float32 (B, n hop) audio, as `__call__` synthesizes it."""
+    of the n blocks between them -> float32 (B, n hop) audio: the amplitudes are interpolated
+    linearly inside each block."""
     omega = self._omega()
-    sin0, cos0 = jnp.sin(phase), jnp.cos(phase)
+    sin0, cos0 = jnp.sin(phase), jnp.cos(phase)                          # (n, M)
     r = np.arange(self.hop)
     table = jnp.asarray(np.concatenate([np.cos(omega[:, None] * r), np.sin(omega[:, None] * r)]),
-                        jnp.float32)
+                        jnp.float32)                                     # (2M, hop)
     start, delta = amps[:, :-1], amps[:, 1:] - amps[:, :-1]
 
-    def block(a):
-      return jnp.concatenate([a * sin0, a * cos0], axis=-1) @ table
+    def block(a):  # sum_m a_m(t_i) sin(omega_m (t_i + r)) for every block i and offset r
+      return jnp.concatenate([a * sin0, a * cos0], axis=-1) @ table    # (B, n, hop)
 
     ramp = jnp.asarray(r / self.hop, jnp.float32)
     out = block(start) + ramp * block(delta)
@@ -481,6 +479,6 @@ def frame_key_facts(pressed: jax.Array, previous: jax.Array, previous_press: jax
     float32 (B, 88), "no_new_key" float32 (B,)}.
   """
   held = pressed * previous
-  press = held * previous_press + (1.0 - held) * jnp.asarray(start, jnp.float32)[:, None]
-  no_new_key = jnp.exp(jnp.sum(jnp.log1p(-pressed * (1.0 - previous) + 1e-6), axis=-1))
-  return {"pressed": pressed, "held": held, "press": press, "no_new_key": no_new_key}
+  press = next_press_time(held, previous_press, jnp.asarray(start, jnp.float32))
+  return {"pressed": pressed, "held": held, "press": press,
+          "no_new_key": no_new_key(pressed, previous)}
