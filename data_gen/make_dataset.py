@@ -2,13 +2,15 @@ r"""Builds the synthetic piano-video dataset (layout: docs/DATA_FORMAT.md).
 
   python -m data_gen.make_dataset --out_dir=data/deepsynth
   python -m data_gen.make_dataset --out_dir=DIR --midi_dir=MY_MIDIS --num_songs=0 --frames=fps:30
+  python -m data_gen.make_dataset --out_dir=data/deepsynth_held_out_camera --camera=held_out
 
 Each song (the 20 works of data_gen.songs, or the MIDI files of --midi_dir) is parsed
 (data_gen.midi), rendered as audio (data_gen.synth: FluidSynth piano at 16 kHz, soxr to 4 kHz,
-int16) and as a silent keyboard video (data_gen.keyboard), and written to songs/<id>.npz with a
-sidecar songs/<id>.json (its sha256 and the settings that made it). Songs are rendered in parallel
-on all cores; the result does not depend on the number of workers. Segments (5 s windows every
-3 s) and the 60/20/20 split by song are recorded in manifest.json, written last.
+int16) and as a silent keyboard video (data_gen.keyboard, seen through the --camera style of
+data_gen.camera; `clean`, the default, keeps the rendered frames as they are), and written to
+songs/<id>.npz with a sidecar songs/<id>.json (its sha256 and the settings that made it). Songs are
+rendered in parallel on all cores; the result does not depend on the number of workers. Segments
+(5 s windows every 3 s) and the 60/20/20 split by song are recorded in manifest.json, written last.
 
 Re-running skips songs whose file still matches its sidecar (settings and sha256) and redoes the
 rest, so a killed run keeps its finished songs; a file that fails its checksum is reported and
@@ -28,6 +30,7 @@ from typing import Any
 import numpy as np
 from absl import logging
 
+from data_gen import camera as camera_lib
 from data_gen import keyboard, midi, segments, songs, store, synth
 
 FORMAT_VERSION = 1
@@ -60,6 +63,7 @@ class Options:
   max_song_seconds: float | None = None
   gain: float = synth.DEFAULT_GAIN
   tail_seconds: float = synth.DEFAULT_TAIL_SECONDS
+  camera: str = "clean"
   progress: bool = True
 
   def validate(self) -> None:
@@ -88,6 +92,9 @@ class Options:
         raise ValueError(f"--max_song_seconds={self.max_song_seconds} must be > 0")
       if not self.gain > 0 or not self.tail_seconds >= 0:
         raise ValueError("gain must be > 0 and tail_seconds >= 0")
+      if self.camera not in camera_lib.STYLES:
+        raise ValueError(f"--camera={self.camera!r} must be one of "
+                         f"{', '.join(camera_lib.STYLES)} (data_gen.camera.STYLES)")
     except DatasetBuildError:
       raise
     except ValueError as e:
@@ -98,8 +105,12 @@ def render_performance(midi_path: str | bytes, *, soundfont: str = synth.DEFAULT
                        sample_rate: int = 4000, frames: str = "sparse",
                        height: int = keyboard.DEFAULT_HEIGHT, width: int = keyboard.DEFAULT_WIDTH,
                        max_song_seconds: float | None = None, gain: float = synth.DEFAULT_GAIN,
-                       tail_seconds: float = synth.DEFAULT_TAIL_SECONDS) -> dict[str, np.ndarray]:
+                       tail_seconds: float = synth.DEFAULT_TAIL_SECONDS, camera: str = "clean",
+                       camera_seed: int = 0) -> dict[str, np.ndarray]:
   """Renders one MIDI file (path or bytes) as audio and keyboard video.
+
+  `frames` is "sparse" or "fps:N"; `camera` a style of `data_gen.camera.STYLES` (its noise seeded
+  by `camera_seed`), which sets the frames' size (H, W) unless it is "clean".
 
   Returns:
     dict with `audio` int16 (N,) at `sample_rate`; `frames` uint8 (F, H, W); `frame_start` int64
@@ -109,19 +120,26 @@ def render_performance(midi_path: str | bytes, *, soundfont: str = synth.DEFAULT
   Raises:
     midi.MidiError: unusable MIDI. synth.SynthError: FluidSynth or SoundFont missing.
   """
+  if camera not in camera_lib.STYLES:
+    raise ValueError(f"camera={camera!r} must be one of {', '.join(camera_lib.STYLES)}")
   arrays, _ = _render(midi.parse_midi(midi_path, max_seconds=max_song_seconds), soundfont=soundfont,
                       sample_rate=sample_rate, frames=frames, height=height, width=width,
-                      gain=gain, tail_seconds=tail_seconds)
+                      gain=gain, tail_seconds=tail_seconds, camera=camera,
+                      camera_seed=camera_seed)
   return arrays
 
 
 def _render(perf: midi.Performance, *, soundfont, sample_rate, frames, height, width, gain,
-            tail_seconds) -> tuple[dict[str, np.ndarray], dict[str, int]]:
+            tail_seconds, camera: str = "clean",
+            camera_seed: int = 0) -> tuple[dict[str, np.ndarray], dict[str, int]]:
   notes = midi.notes_to_samples(perf.notes, sample_rate)
   settings = synth.SynthSettings(soundfont=soundfont, gain=gain, tail_seconds=tail_seconds)
   audio, synth_stats = synth.render_notes(notes, sample_rate, settings)
   video, frame_start, frame_keys = keyboard.render_video(notes, len(audio), sample_rate, frames,
                                                          height, width)
+  if camera != "clean":  # clean: the rendered frames as they are (no rng drawn)
+    video = camera_lib.view(video, camera_lib.STYLES[camera],
+                            np.random.default_rng([camera_seed, 0xCA]))
   arrays = {"audio": audio, "frames": video, "frame_start": frame_start.astype(np.int64),
             "frame_keys": frame_keys, "notes": notes.astype(np.int64)}
   return arrays, {**perf.stats, **synth_stats}
@@ -136,7 +154,14 @@ def _config_key(task: dict, midi_sha: str) -> str:
                                "synth", "max_song_seconds", "gain", "tail_seconds")}
   cfg.update(format_version=FORMAT_VERSION, generator_version=GENERATOR_VERSION,
              midi_sha256=midi_sha)
+  if task["camera"] != "clean":  # absent for clean, so songs built before --camera stay valid
+    cfg["camera"] = {"style": task["camera"], **camera_lib.STYLES[task["camera"]].settings()}
   return store.sha256_bytes(json.dumps(cfg, sort_keys=True).encode())
+
+
+def _camera_seed(song_id: str, midi_sha: str) -> int:
+  """Seed of a song's camera noise: from its id and MIDI content only (not the worker count)."""
+  return int(store.sha256_bytes(f"{song_id}:{midi_sha}".encode())[:16], 16)
 
 
 def _read_sidecar(path: str) -> dict | None:
@@ -224,7 +249,8 @@ def process_song(task: dict) -> dict:
 
   arrays, stats = _render(perf, soundfont=task["soundfont"], sample_rate=task["sample_rate"],
                           frames=task["frames"], height=task["height"], width=task["width"],
-                          gain=task["gain"], tail_seconds=task["tail_seconds"])
+                          gain=task["gain"], tail_seconds=task["tail_seconds"],
+                          camera=task["camera"], camera_seed=_camera_seed(sid, midi_sha))
   store.save_npz(npz_path, arrays)
   sha = store.sha256_file(npz_path)
   n = len(arrays["audio"])
@@ -311,7 +337,7 @@ def build_dataset(out_dir: str, **options) -> dict:
     out_dir: output folder (created).
     **options: fields of `Options` (num_songs, midi_dir, soundfont, sample_rate, segment_seconds,
       overlap_seconds, frames, height, width, split_by, split_fractions, seed, workers,
-      max_song_seconds, gain, tail_seconds, progress).
+      max_song_seconds, gain, tail_seconds, camera, progress).
 
   Raises:
     DatasetBuildError: bad options, or fewer usable songs than `num_songs`.
@@ -334,7 +360,7 @@ def build_dataset(out_dir: str, **options) -> dict:
   common = {"out_dir": out_dir, "soundfont": opts.soundfont, "soundfont_sha256": sf_sha,
             "sample_rate": opts.sample_rate, "frames": opts.frames, "height": opts.height,
             "width": opts.width, "synth": synth_desc, "max_song_seconds": opts.max_song_seconds,
-            "gain": opts.gain, "tail_seconds": opts.tail_seconds}
+            "gain": opts.gain, "tail_seconds": opts.tail_seconds, "camera": opts.camera}
 
   candidates = _candidates(opts)
   wanted = opts.num_songs or len(candidates)
@@ -400,6 +426,9 @@ def _manifest(opts: Options, done: list[dict], skipped: list[dict], sf_sha: str,
     e.update({k: r[k] for k in ("file", "sha256", "midi_file", "midi_sha256", "peak", "stats")})
     entries.append(e)
   layout = keyboard.layout(opts.height, opts.width)
+  style = camera_lib.STYLES[opts.camera]
+  if opts.camera == "clean":  # frames stored as rendered, at the renderer's size
+    style = dataclasses.replace(style, height=opts.height, width=opts.width)
   return {
       "format_version": FORMAT_VERSION,
       "generator_version": GENERATOR_VERSION,
@@ -413,7 +442,8 @@ def _manifest(opts: Options, done: list[dict], skipped: list[dict], sf_sha: str,
       "split_fractions": list(fractions),
       "seed": opts.seed,
       "frames": opts.frames,
-      "renderer": layout.settings(),
+      "renderer": layout.settings(),  # the keyboard as drawn, before the camera
+      "camera": {"style": opts.camera, **style.settings()},  # height, width: the stored frames
       "synth": synth_desc,
       "soundfont": {"name": os.path.basename(opts.soundfont), "path": opts.soundfont,
                     "sha256": sf_sha, "bank": synth.BANK, "preset": synth.PRESET},
@@ -457,6 +487,8 @@ def _define_flags():
   flags.DEFINE_float("max_song_seconds", None, "Cut every song at this many seconds.")
   flags.DEFINE_float("gain", d.gain, "FluidSynth output gain.")
   flags.DEFINE_float("tail_seconds", d.tail_seconds, "Longest release tail after the last note.")
+  flags.DEFINE_string("camera", d.camera,
+                      "Camera style of the video (data_gen.camera.STYLES): clean or held_out")
   return flags.FLAGS
 
 
@@ -471,7 +503,7 @@ def main(argv):
                   overlap_seconds=f.overlap_seconds, frames=f.frames, height=f.height,
                   width=f.width, split_by=f.split_by, split_fractions=f.split_fractions,
                   seed=f.seed, workers=f.workers, max_song_seconds=f.max_song_seconds,
-                  gain=f.gain, tail_seconds=f.tail_seconds)
+                  gain=f.gain, tail_seconds=f.tail_seconds, camera=f.camera)
   except (DatasetBuildError, synth.SynthError) as e:
     print(f"error: {e}", file=sys.stderr)
     sys.exit(1)

@@ -6,13 +6,17 @@
 
 Two ways to give the video of ONE clip (for batches of clips use `deepsynth_jax.runs.Run.generate`):
 
-- sparse frames, the dataset's format: `frames` uint8 (F, H, W) grayscale at the model's frame size
-  and `frame_times` (F,): the SAMPLE INDEX (at the model's sample rate, 4 kHz) at which each frame
-  becomes current; `frame_times[0] == 0`, strictly increasing (for times in seconds use
-  `data_gen.frame_timing.frame_start_from_times(seconds, 4000)`);
+- sparse frames, the dataset's format: `frames` uint8 (F, H, W) grayscale and `frame_times`
+  (F,): the SAMPLE INDEX (at the model's sample rate, 4 kHz) at which each frame becomes
+  current; `frame_times[0] == 0`, strictly increasing (for times in seconds use
+  `data_gen.frame_timing.frame_start_from_times(seconds, 4000)`); each frame marks a key press;
 - dense video: `frames` uint8 (F, H, W) or RGB (F, H, W, 3) at `fps` frames per second; frame f
-  becomes current at sample round(f * sample_rate / fps). RGB frames are converted to grayscale
-  and frames of another size are resized (PIL, bilinear with antialiasing) to the model's size.
+  becomes current at sample round(f * sample_rate / fps). RGB frames are converted to grayscale.
+
+Frames of any size are resized (PIL, bilinear with antialiasing) to the model's. Sparse frames
+mark key presses (a new frame showing no new key is a key struck again); dense frames are a
+camera's clock ticks. A model trained on one kind only warns once when given the other
+(`FrameModeWarning`); the default model learned from both.
 
 The model comes from a run directory (`checkpoint`, its best checkpoint and run.json; loaded once
 per process and cached) or from `params` + `config` (the run's config; 4 kHz data assumed). Audio
@@ -31,10 +35,9 @@ from typing import Any
 
 import ml_collections
 import numpy as np
-from PIL import Image
 
 from data_gen import frame_timing
-from deepsynth_jax import models, runs
+from deepsynth_jax import input_pipeline, models, runs
 from deepsynth_jax.runs import Run, clear_cache, load_run  # noqa: F401 (public API)
 
 # Frames are padded to a power of two, at least this many (a 5 s segment has ~15 sparse frames).
@@ -92,7 +95,7 @@ def sample(frames: Any, frame_times: Any = None, fps: float | None = None, *,
   if run.generator.autoregressive:  # a scan per length: pad so that lengths recur
     frames, index, age = _pad_for_compilation(frames, index, age, run.sample_rate)
   audio, _ = run.generate(frames[None], index[None], age[None], temperature=temperature,
-                          seed=seed, greedy=greedy)
+                          seed=seed, greedy=greedy, press_frames=fps is None)
   return audio[0, :num_samples]
 
 
@@ -100,19 +103,20 @@ def sample(frames: Any, frame_times: Any = None, fps: float | None = None, *,
 
 
 def _warn_frame_mode_mismatch(run: Run, dense: bool) -> None:
-  """One warning per run and kind of video when it differs from the run's training video."""
+  """One warning per run and kind of video when the run's training video had none of its kind
+  (`frame_mode` "sparse", "fps:N", or several joined by "+")."""
   mode = str(run.learned_from.get("frame_mode", "unknown"))
-  trained_dense = mode.startswith("fps:")
-  if mode == "unknown" or "+" in mode or trained_dense == dense:
+  kinds = {"dense" if m.startswith("fps:") else m for m in mode.split("+")}
+  if mode == "unknown" or ("dense" if dense else "sparse") in kinds:
     return
   if (id(run), dense) in _WARNED_FRAME_MODE:
     return
   _WARNED_FRAME_MODE.add((id(run), dense))
   given = "dense video (fps=)" if dense else "sparse press frames (frame_times=)"
   warnings.warn(f"this model learned from {mode} video (run.json learned_from.frame_mode) but is "
-                f"given {given}; expect worse audio (KeySynth's re-strike cue assumes sparse "
-                "frames are presses): train on a dataset of this kind (python -m "
-                "data_gen.make_dataset --frames=...)", FrameModeWarning, stacklevel=3)
+                f"given {given}; expect worse audio: train on video of this kind too (python -m "
+                "data_gen.make_dataset --frames=..., then --config.extra_data_dirs)",
+                FrameModeWarning, stacklevel=3)
 
 
 
@@ -213,18 +217,16 @@ def _frame_starts(num_frames: int, frame_times: Any, fps: Any, seconds: Any,
 
 
 def _fit_frame_size(frames: np.ndarray, run: Run, dense: bool) -> np.ndarray:
-  """Frames at the model's size: dense video is converted to grayscale and resized to it,
-  sparse frames must already have it."""
+  """Frames at the model's size: RGB video is converted to grayscale, and frames of another size
+  are resized to the model's (`input_pipeline.resize_frames`)."""
+  del dense  # either kind of video is resized the same way
   target = run.frame_shape
-  if dense and (frames.ndim == 4 or (target is not None and frames.shape[1:] != target)):
+  if frames.ndim == 4 or (target is not None and frames.shape[1:] != target):
     if target is None:
-      raise SampleInputError("cannot tell the model's frame size to resize this video to: load "
-                             "the model from its run directory (checkpoint=...)")
-    frames = _to_gray_resized(frames, target)
-  elif target is not None and frames.shape[1:] != target:
-    raise SampleInputError(f"frames are {frames.shape[1]} x {frames.shape[2]} pixels but the "
-                           f"model takes {target[0]} x {target[1]} (H x W); render them at that "
-                           "size, or pass video frames with fps= to have them resized")
+      raise SampleInputError(f"cannot tell the model's frame size to resize these "
+                             f"{frames.shape[1]} x {frames.shape[2]} frames to: load the model "
+                             "from its run directory (checkpoint=...)")
+    frames = input_pipeline.resize_frames(frames, target)
   _check_encoder_input(frames.shape[1:], run)
   return frames
 
@@ -244,17 +246,6 @@ def _pad_for_compilation(frames: np.ndarray, index: np.ndarray, age: np.ndarray,
   index = np.concatenate([index, np.full(t_pad - t, index[-1], np.int32)])
   age = np.concatenate([age, age[-1] + np.arange(1, t_pad - t + 1, dtype=np.int32)])
   return frames, index, age
-
-
-def _to_gray_resized(frames: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-  h, w = size
-  out = np.empty((frames.shape[0], h, w), np.uint8)
-  for i, frame in enumerate(frames):
-    image = Image.fromarray(frame, mode="RGB" if frame.ndim == 3 else "L").convert("L")
-    if image.size != (w, h):
-      image = image.resize((w, h), Image.Resampling.BILINEAR)
-    out[i] = np.asarray(image, np.uint8)
-  return out
 
 
 def _check_encoder_input(size: tuple[int, int], run: Run) -> None:

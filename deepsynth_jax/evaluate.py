@@ -131,16 +131,18 @@ def evaluate_run(workdir: str, split: str = "test", num_examples: int | None = N
   for i in tqdm(chosen, desc=f"evaluate {split}", unit="example", disable=not show_progress):
     ex = data.example(split, i)
     audio = ex["audio"][:length]
-    batch = {"audio": audio[None], "frames": ex["frames"][None],
+    batch = {"audio": audio[None], "frames": run.fit_frames(ex["frames"][None]),
              "frame_keys": ex["frame_keys"][None], "num_frames": ex["num_frames"][None],
              "frame_index": ex["frame_index"][None, :length],
              "frame_age": ex["frame_age"][None, :length],
-             "example_id": np.asarray(ex["example_id"])[None]}
+             "example_id": np.asarray(ex["example_id"])[None],
+             "press_frames": np.asarray(ex["press_frames"])[None]}
     t0 = time.perf_counter()
     audio_bt, free_running = run.generate(batch["frames"], batch["frame_index"],
                                           batch["frame_age"], temperature=temperature, seed=seed,
                                           true_audio=batch["audio"],
-                                          example_ids=batch["example_id"])
+                                          example_ids=batch["example_id"],
+                                          press_frames=batch["press_frames"])
     generated = audio_bt[0]
     times.append(time.perf_counter() - t0)
     tf_metrics = jax.device_get(teacher_forced(run.params, batch))
@@ -248,12 +250,12 @@ def plot_comparison(path: str, generated: np.ndarray, reference: np.ndarray, sam
 
 
 def _check_data_matches(run: runs.Run, data: Any, data_dir: str) -> None:
-  if int(data.sample_rate) != run.sample_rate or (
-      run.frame_shape is not None and tuple(data.frame_shape) != run.frame_shape):
+  """Video of any frame rate and size is fine (frames are resized to the model's size); the
+  audio's sample rate must be the model's."""
+  if int(data.sample_rate) != run.sample_rate:
     raise EvaluationError(
-        f"the dataset in {data_dir} ({data.sample_rate} Hz, frames {tuple(data.frame_shape)}) "
-        f"does not match the run ({run.sample_rate} Hz, frames {run.frame_shape}); pass the "
-        "--data_dir the run was trained on")
+        f"the dataset in {data_dir} has {data.sample_rate} Hz audio but the run was trained at "
+        f"{run.sample_rate} Hz; pass a --data_dir built at --sample_rate={run.sample_rate}")
 
 
 def _eval_length(seconds: float | None, data: Any) -> int:

@@ -14,6 +14,8 @@ An example (batches add a leading B axis):
                current in the window; [0] == 0 (its true start, -frame_age[0], may precede the
                window); padding is T (never current)
   num_frames   int32 (): real frames
+  press_frames bool (): whether the frames mark key presses (the dataset's `frames` mode is
+               "sparse") rather than a camera's fixed frame rate ("fps:N")
   frame_index  int32 (T,), frame_age int32 (T,): the current frame of each sample, and samples
                since it really became current: frame 0's age counts from its start in the song,
                so frame_age[0] > 0 when the window starts inside it (frame_age = t -
@@ -41,6 +43,7 @@ from collections.abc import Iterator
 
 import jax
 import numpy as np
+from PIL import Image
 
 from data_gen import frame_timing
 
@@ -74,6 +77,9 @@ class DeepSynthData:
     self.sample_rate = int(manifest["sample_rate"])
     self.segment_samples = int(manifest["segment_samples"])
     self.max_frames = int(manifest["max_frames_per_segment"])
+    # "sparse" (a frame at every key press) or "fps:N" (a camera's clock).
+    self.frame_mode = str(manifest.get("frames", "sparse"))
+    self.press_frames = self.frame_mode == "sparse"
     self._audio = [s["audio"] for s in songs]
     self._frames = [s["frames"] for s in songs]
     self._frame_keys = [s["frame_keys"] for s in songs]
@@ -106,6 +112,11 @@ class DeepSynthData:
   def song_audio(self) -> list[np.ndarray]:
     """Every song's whole audio, float32 (T_song,) in [-1, 1], in manifest order."""
     return list(self._audio)
+
+  def song_notes(self) -> list[np.ndarray]:
+    """Every song's notes, int64 (M_song, 4) `onset, offset, pitch, velocity` (samples from the
+    song's start), in manifest order."""
+    return list(self._notes)
 
   def song_frame_starts(self) -> list[np.ndarray]:
     """Every song's frame starts, int64 (F_song,) samples, in manifest order."""
@@ -176,6 +187,7 @@ class DeepSynthData:
     idx = np.searchsorted(starts, pos, side="right") - 1
     out["frame_age"][row] = pos - true_starts[idx]
     out["example_id"][row] = index
+    out["press_frames"][row] = self.press_frames
     if kept < self.max_frames:
       # Keep only the frames this crop refers to, and the one before them (the first one's
       # "previous frame"), so the frame encoder does not run on frames the crop never uses.
@@ -218,6 +230,7 @@ class DeepSynthData:
         "frame_index": np.empty((batch, length), np.int32),
         "frame_age": np.empty((batch, length), np.int32),
         "example_id": np.empty((batch,), np.int32),
+        "press_frames": np.empty((batch,), np.bool_),
         **{name: np.empty((batch, frames, *v[0].shape[1:]), v[0].dtype)
            for name, v in self._frame_fields.items()},
     }
@@ -319,6 +332,26 @@ class DeepSynthData:
                        .integers(0, t - length + 1))
         self._fill(split, index, out, row, offset, length)
       yield out
+
+
+def resize_frames(frames: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+  """uint8 (..., H, W) grayscale or (..., H, W, 3) RGB frames -> uint8 (..., h, w) grayscale at
+  `size` (h, w): RGB to luma, then bilinear resampling with antialiasing (PIL). Frames already
+  grayscale at `size` are returned as they are."""
+  frames = np.asarray(frames, np.uint8)
+  rgb = frames.ndim >= 3 and frames.shape[-1] == 3 and frames.ndim >= 4
+  lead = frames.shape[:-3] if rgb else frames.shape[:-2]
+  h, w = int(size[0]), int(size[1])
+  if not rgb and frames.shape[-2:] == (h, w):
+    return frames
+  flat = frames.reshape((-1, *frames.shape[len(lead):]))
+  out = np.empty((flat.shape[0], h, w), np.uint8)
+  for i, frame in enumerate(flat):
+    image = Image.fromarray(frame, mode="RGB" if rgb else "L").convert("L")
+    if image.size != (w, h):
+      image = image.resize((w, h), Image.Resampling.BILINEAR)
+    out[i] = np.asarray(image, np.uint8)
+  return out.reshape((*lead, h, w))
 
 
 def load_dataset(data_dir: str, verify: bool = True) -> DeepSynthData:

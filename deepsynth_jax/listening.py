@@ -27,10 +27,12 @@ SILENCE_SECONDS = 2.0
 
 
 def _generate(run: runs.Run, frames: np.ndarray, frame_index: np.ndarray,
-              frame_age: np.ndarray, *, seed: int, example_id: int) -> np.ndarray:
+              frame_age: np.ndarray, *, seed: int, example_id: int,
+              press_frames: bool = True) -> np.ndarray:
   """Free-running audio (T,) for one clip's frames (batch axis added here)."""
   audio, _ = run.generate(frames[None], frame_index[None], frame_age[None], seed=seed,
-                          example_ids=np.asarray([example_id]))
+                          example_ids=np.asarray([example_id]),
+                          press_frames=np.asarray([press_frames]))
   return audio[0]
 
 
@@ -57,13 +59,15 @@ def swap_test(run: runs.Run, data: Any, split: str, a: int, b: int, *, length: i
   notes_a = metrics.clip_notes(data.notes(split, a), length)
   notes_b = metrics.clip_notes(data.notes(split, b), length)
   generated = _generate(run, ex_b["frames"], ex_b["frame_index"][:length],
-                        ex_b["frame_age"][:length], seed=seed, example_id=a)
+                        ex_b["frame_age"][:length], seed=seed, example_id=a,
+                        press_frames=bool(ex_b["press_frames"]))
   out = {f"vs_shown_{k}": v for k, v in _f1s(generated, rate, notes_b).items()}
   out.update({f"vs_other_{k}": v for k, v in _f1s(generated, rate, notes_a).items()})
   out["partner"] = int(b)
   if teacher_forced_fn is not None and run.generator.autoregressive:
     def ce(frames_ex):
-      batch = {"audio": ex_a["audio"][None, :length], "frames": frames_ex["frames"][None],
+      batch = {"audio": ex_a["audio"][None, :length],
+               "frames": run.fit_frames(frames_ex["frames"][None]),
                "frame_index": frames_ex["frame_index"][None, :length],
                "frame_age": frames_ex["frame_age"][None, :length]}
       return float(teacher_forced_fn(run.params, batch)["cross_entropy"])

@@ -1,6 +1,12 @@
 r"""A playable instrument: any MIDI file is played by the simulator, then the model hears the video.
 
   python -m deepsynth_jax.play --midi=song.mid --out=played/ --checkpoint=models/demo_keysynth
+  python -m deepsynth_jax.play --midi=song.mid --out=played_30fps/ \
+      --checkpoint=models/demo_keysynth --frames=fps:30 [--camera=held_out]
+
+The simulator films the keyboard as sparse press frames (the method's video, the default) or as a
+camera at N frames per second (`--frames=fps:N`), optionally through a camera style of
+`data_gen.camera.STYLES`.
 
 Writes into --out: `video.mp4` (the silent simulated keyboard with the model's audio),
 `generated.wav`, `reference.wav` (the SoundFont's rendering of the same notes, for comparison) and
@@ -14,13 +20,18 @@ import time
 
 from absl import app, flags
 
-from data_gen import make_dataset, midi, synth, video, wav
+from data_gen import camera as camera_lib
+from data_gen import keyboard, make_dataset, midi, synth, video, wav
 from deepsynth_jax import api, checkpointing, console
 
 
 def play(midi_path: str, out_dir: str, checkpoint: str, *, soundfont: str | None = None,
-         max_seconds: float | None = 60.0, temperature: float = 1.0, seed: int = 0) -> dict:
+         max_seconds: float | None = 60.0, temperature: float = 1.0, seed: int = 0,
+         frames: str = "sparse", camera: str = "clean") -> dict:
   """Renders `midi_path` into frames, generates its audio from them, writes the files.
+
+  `frames`: "sparse" (a frame at every key press) or "fps:N" (a camera's N frames per second),
+  seen through the camera style `camera` (`data_gen.camera.STYLES`).
 
   Returns:
     dict of written paths and facts (seconds of audio, generation wall time).
@@ -31,10 +42,12 @@ def play(midi_path: str, out_dir: str, checkpoint: str, *, soundfont: str | None
   perf = make_dataset.render_performance(
       midi_path, soundfont=soundfont or synth.DEFAULT_SOUNDFONT, sample_rate=sample_rate,
       height=int(facts["frame_height"]), width=int(facts["frame_width"]),
-      max_song_seconds=max_seconds or None)
+      max_song_seconds=max_seconds or None, frames=frames, camera=camera)
   reference = wav.pcm16_to_float(perf["audio"])
+  fps = keyboard.parse_frames_mode(frames, sample_rate)
+  timing = {"fps": fps} if fps else {"frame_times": perf["frame_start"]}
   start = time.perf_counter()
-  generated = api.sample(perf["frames"], perf["frame_start"], checkpoint=checkpoint,
+  generated = api.sample(perf["frames"], **timing, checkpoint=checkpoint,
                          seconds=len(reference) / sample_rate, temperature=temperature,
                          seed=seed)
   seconds_taken = time.perf_counter() - start
@@ -60,6 +73,10 @@ def _define_flags() -> None:
   flags.DEFINE_float("max_seconds", 60.0, "Play at most this many seconds of the piece (0 = all).")
   flags.DEFINE_float("temperature", 1.0, "Sampling temperature (autoregressive models).")
   flags.DEFINE_integer("seed", 0, "Sampling seed.")
+  flags.DEFINE_string("frames", "sparse", "The video: 'sparse' (a frame at every key press) or "
+                      "'fps:N' (a camera at N frames per second).")
+  flags.DEFINE_enum("camera", "clean", list(camera_lib.STYLES),
+                    "Camera style of the video (data_gen.camera.STYLES).")
 
 
 def main(argv):
@@ -71,8 +88,13 @@ def main(argv):
   if not os.path.isfile(FLAGS.midi):
     raise app.UsageError(f"--midi={FLAGS.midi}: no such file")
   try:
+    keyboard.parse_frames_mode(FLAGS.frames, 4000)
+  except ValueError as e:
+    raise app.UsageError(str(e)) from None
+  try:
     result = play(FLAGS.midi, FLAGS.out, FLAGS.checkpoint, soundfont=FLAGS.soundfont,
-                  max_seconds=FLAGS.max_seconds, temperature=FLAGS.temperature, seed=FLAGS.seed)
+                  max_seconds=FLAGS.max_seconds, temperature=FLAGS.temperature, seed=FLAGS.seed,
+                  frames=FLAGS.frames, camera=FLAGS.camera)
   except (checkpointing.CheckpointError, midi.MidiError, synth.SynthError,
           api.SampleInputError) as e:
     # A bad checkpoint, MIDI file or SoundFont, or sampling arguments: one line, no traceback.

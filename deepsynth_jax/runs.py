@@ -16,7 +16,7 @@ import jax
 import ml_collections
 import numpy as np
 
-from deepsynth_jax import checkpointing, models
+from deepsynth_jax import checkpointing, input_pipeline, models
 
 # Assumed for `params` + `config` without a run directory (the dataset's default).
 DEFAULT_SAMPLE_RATE = 4000
@@ -38,15 +38,25 @@ class Run:
   # What it learned from: {"uses_key_labels": bool, "frame_mode": "sparse" | "fps:N" | ...}.
   learned_from: dict = dataclasses.field(default_factory=dict)
 
+  def fit_frames(self, frames: Any) -> Any:
+    """uint8 (..., H, W) frames at the model's frame size: resized (`input_pipeline.
+    resize_frames`, as a camera video is) when the run's size is known and differs."""
+    if self.frame_shape is None or tuple(np.shape(frames)[-2:]) == self.frame_shape:
+      return frames
+    return input_pipeline.resize_frames(np.asarray(frames), self.frame_shape)
+
   def generate(self, frames: Any, frame_index: Any, frame_age: Any, *, seed: int = 0,
                temperature: float = 1.0, greedy: bool = False, true_audio: Any = None,
-               example_ids: Any = None) -> tuple[np.ndarray, np.ndarray | None]:
+               example_ids: Any = None,
+               press_frames: Any = True) -> tuple[np.ndarray, np.ndarray | None]:
     """Audio float32 (B, T) in [-1, 1] for frames uint8 (B, F, H, W) and frame_index /
     frame_age int32 (B, T), and the free-running cross-entropy (B,) of `true_audio` (nats per
-    sample) when given and defined (see `models.Generator.generate`)."""
-    out = self.generator.generate(self.params, frames, frame_index, frame_age, seed=seed,
+    sample) when given and defined (see `models.Generator.generate`). `press_frames` (B,) or
+    scalar: the frames mark key presses (sparse video), not a camera's fixed rate."""
+    out = self.generator.generate(self.params, self.fit_frames(frames), frame_index, frame_age,
+                                  seed=seed,
                                   temperature=temperature, greedy=greedy, true_audio=true_audio,
-                                  example_ids=example_ids)
+                                  example_ids=example_ids, press_frames=press_frames)
     ce = None if out.cross_entropy is None else np.asarray(out.cross_entropy, np.float32)
     return np.asarray(out.audio, np.float32), ce
 

@@ -239,7 +239,8 @@ def _keysynth_frame(module: Any, params: Any, frame: jax.Array, previous: jax.Ar
                     previous_press: jax.Array, start: jax.Array) -> dict[str, jax.Array]:
   """One frame's key facts (`keysynth.frame_key_facts`) from uint8 (1, 1, H, W)."""
   logits = module.apply({"params": params}, frame, method="key_logits")[:, 0]
-  return keysynth.frame_key_facts(jax.nn.sigmoid(logits), previous, previous_press, start)
+  return keysynth.frame_key_facts(jax.nn.sigmoid(logits), previous, previous_press, start,
+                                  module.hard_held)
 
 
 @functools.partial(jax.jit, static_argnames=("module",))

@@ -31,7 +31,7 @@ from absl import app, flags, logging
 from flax.training import train_state
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
-from deepsynth_jax import audio_teacher, checkpointing, console, input_pipeline, models
+from deepsynth_jax import audio_teacher, checkpointing, console, input_pipeline, models, renderings
 
 AXIS = "batch"
 
@@ -159,7 +159,7 @@ def pad_batch(batch: dict, size: int) -> dict:
   return out
 
 
-def evaluate_teacher_forced(p_eval_step, params, data: input_pipeline.DeepSynthData,
+def evaluate_teacher_forced(p_eval_step, params, data: renderings.TrainingData,
                             config: ml_collections.ConfigDict, split: str = "validation",
                             num_examples: int | None = None, *,
                             generator: Generator) -> dict[str, float]:
@@ -250,14 +250,14 @@ class MetricsWriter:
       self._tb.close()
 
 
-def _data_facts(data: input_pipeline.DeepSynthData) -> dict:
+def _data_facts(data: renderings.TrainingData) -> dict:
   h, w = data.frame_shape
   return {"sample_rate": int(data.sample_rate), "segment_samples": int(data.segment_samples),
           "max_frames": int(data.max_frames), "frame_height": int(h), "frame_width": int(w)}
 
 
 def free_running_validation(generator: Generator, params: Any,
-                            data: input_pipeline.DeepSynthData,
+                            data: renderings.TrainingData,
                             config: ml_collections.ConfigDict) -> dict[str, float]:
   """Free-running cross-entropy on the first validation examples (the method's test metric).
 
@@ -286,7 +286,9 @@ def free_running_validation(generator: Generator, params: Any,
                              pad(batch["frame_index"][:, :length]),
                              pad(batch["frame_age"][:, :length]), temperature=1.0,
                              seed=config.seed, true_audio=pad(batch["audio"][:, :length]),
-                             example_ids=pad(batch["example_id"]))
+                             example_ids=pad(batch["example_id"]),
+                             press_frames=pad(batch["press_frames"]) if "press_frames" in batch
+                             else True)
     per_example.append(np.asarray(out.cross_entropy)[:n])
   return {"cross_entropy": float(np.mean(np.concatenate(per_example)))}
 
@@ -344,7 +346,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
     checkpointing.CheckpointError: the workdir holds another run, or resuming would change the
       learning-rate schedule.
   """
-  data = input_pipeline.load_dataset(config.data_dir)
+  data = renderings.load_training_data(config.data_dir, config.get("extra_data_dirs", ()),
+                                      config.get("camera_augment", 0.0))
   devices = jax.local_device_count()
   batch_size = _per_process(config.batch_size, devices, "batch_size")
   steps_per_epoch = data.num_batches("train", batch_size)
@@ -357,11 +360,12 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
 
   generator = models.build_generator(config, data.sample_rate)
   if audio_teacher.FIELD in generator.batch_fields:
-    audio_teacher.add_heard_keys(data)
-  checkpointing.write_run_record(
-      workdir, config, _data_facts(data),
-      learned_from={"uses_key_labels": generator.uses_key_labels,
-                    "frame_mode": str(data.manifest.get("frames", "sparse"))})
+    for rendering in renderings.renderings_of(data):
+      audio_teacher.add_heard_keys(rendering)
+  learned_from = {"uses_key_labels": generator.uses_key_labels, "frame_mode": data.frame_mode}
+  if config.get("camera_augment", 0.0) > 0:
+    learned_from["camera_augment"] = float(config.camera_augment)
+  checkpointing.write_run_record(workdir, config, _data_facts(data), learned_from=learned_from)
   ckpts = checkpointing.RunCheckpoints(workdir)
   # Only the fields the model reads reach it: a model without key labels never sees them.
   init_batch = generator.select_fields(next(data.batches("train", batch_size, seed=config.seed,

@@ -8,7 +8,9 @@ r"""`make demo`: the main job end to end on a CPU: dataset, models, and what the
 3. For held-out test songs, writes into --out for every model: an .mp4 of the silent simulated
    video with the model's audio, the generated and the true WAVs, comparison figures, and
    metrics.json (cross-entropies, onset F1 and the pitch metric of the generated audio against the
-   notes the video shows, beside the reference audio's and white noise's scores).
+   notes the video shows, beside the reference audio's and white noise's scores). The default
+   model also plays the first held-out song from 30 fps camera video (--camera_fps,
+   --camera_models) into <song>_30fps/video.mp4.
 4. With --midi_dir, every MIDI file there is also played by the simulator and heard by the models.
 Ends by printing where everything is and the headline figures.
 """
@@ -37,6 +39,10 @@ flags.DEFINE_bool("train", False, "Train the demo models here instead of using t
 flags.DEFINE_integer("examples_per_song", 2, "Test segments evaluated per test song.")
 flags.DEFINE_float("song_seconds", 20.0, "Seconds of each test song played into an .mp4.")
 flags.DEFINE_integer("songs", 2, "Test songs played into an .mp4 per model.")
+flags.DEFINE_float("camera_fps", 30, "Also play the first test song from camera video at this "
+                   "frame rate (0 = no), with the --camera_models.")
+flags.DEFINE_list("camera_models", ["keysynth"], "Models that play the camera-video song (the "
+                  "default plays camera video; the others learned press frames only).")
 flags.DEFINE_string("midi_dir", None, "Your own MIDI files: each is played and heard too.")
 FLAGS = flags.FLAGS
 
@@ -98,6 +104,14 @@ def main(argv):
                          max_seconds=FLAGS.song_seconds)
       songs.append({"song": entry["title"], **{k: v for k, v in played.items()
                                                if k in ("video.mp4", "seconds")}})
+    if FLAGS.camera_fps and name in FLAGS.camera_models:
+      entry = data.manifest["songs"][test_songs[0]]
+      fps = f"{FLAGS.camera_fps:g}"
+      played = play.play(os.path.join(FLAGS.data_dir, entry["midi_file"]),
+                         os.path.join(out, f"{entry['id']}_{fps}fps"), workdir,
+                         max_seconds=FLAGS.song_seconds, frames=f"fps:{fps}")
+      songs.append({"song": f"{entry['title']} ({fps} fps camera video)",
+                    "video.mp4": played["video.mp4"], "seconds": played["seconds"]})
     if FLAGS.midi_dir:
       for path in sorted(glob.glob(os.path.join(FLAGS.midi_dir, "*.mid*"))):
         stem = os.path.splitext(os.path.basename(path))[0]

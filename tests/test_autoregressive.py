@@ -283,7 +283,8 @@ class _Decoder:
   def __init__(self, model):
     self.model = model
 
-  def generate(self, params, frames, frame_index, frame_age, **kwargs):
+  def generate(self, params, frames, frame_index, frame_age, press_frames=True, **kwargs):
+    del press_frames  # the method's WaveNet reads no kind of video
     return autoregressive.generate(self.model, params, frames, frame_index, frame_age, **kwargs)
 
 

@@ -1,7 +1,7 @@
 """Bad input to `sample()` and to the binaries (train, evaluate, make_dataset): one line naming the
 problem and the fix, never a traceback; no pickle anywhere; only committed checkpoints load.
 
-tests/test_api.py already covers sample()'s rank, dtype, empty-array, size, count, NaN, equal-time,
+tests/test_api.py already covers sample()'s rank, dtype, empty-array, count, NaN, equal-time,
 first-time, seconds-like and argument errors; here are the others."""
 
 from __future__ import annotations

@@ -41,12 +41,15 @@ class FakeRun:
     self.generator = types.SimpleNamespace(autoregressive=autoregressive)
     self.calls = []
 
+  def fit_frames(self, frames):
+    return frames
+
   def generate(self, frames, frame_index, frame_age, *, seed=0, temperature=1.0, greedy=False,
-               true_audio=None, example_ids=None):
+               true_audio=None, example_ids=None, press_frames=True):
     assert frames.ndim == 4 and frame_index.shape == frame_age.shape and len(example_ids) == 1
     self.calls.append({"frames": frames[0], "frame_index": frame_index[0],
                        "frame_age": frame_age[0], "example_id": int(example_ids[0]),
-                       "seed": seed})
+                       "seed": seed, "press_frames": bool(np.all(press_frames))})
     audio = self.play(frames[0], frame_index[0], frame_age[0], int(example_ids[0]))
     assert audio.shape == frame_index.shape[1:]
     return np.asarray(audio, np.float32)[None], None

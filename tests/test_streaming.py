@@ -39,9 +39,12 @@ def _stream_events(stream: streaming.Stream) -> np.ndarray:
   return np.concatenate(out)
 
 
-@pytest.fixture(scope="module", params=["keysynth", "wavenet"])
+@pytest.fixture(scope="module", params=["keysynth", "keysynth_hard_held", "wavenet"])
 def run_dir(request, tmp_path_factory, tiny_data_dir):
-  return make_run_dir(str(tmp_path_factory.mktemp(request.param)), tiny_data_dir, request.param)
+  model = request.param.removesuffix("_hard_held")
+  overrides = {"keysynth.hard_held": True} if request.param.endswith("_hard_held") else {}
+  return make_run_dir(str(tmp_path_factory.mktemp(request.param)), tiny_data_dir, model,
+                      overrides)
 
 
 def test_streamed_equals_offline(run_dir):

@@ -7,7 +7,9 @@ per layer holding its last `dilation` inputs, so O(layers) work per sample) as a
 `jax.lax.scan` over time. The frame encoder and every layer's conditioning projection
 (`WaveNet.frame_conditioning`, (B, F, L, 2C)) are computed for all frames before the scan; each
 step gathers only its current frame's row. The random numbers are drawn before the scan as well,
-so no step does host work.
+so no step does host work. With per-sample conditioning (`sample_cond` (B, T, D), a WaveNet with
+`use_sample_cond`), every layer's projection of it (`WaveNet.sample_conditioning`, (B, T, L, 2C))
+is likewise computed for all samples before the scan, and step t reads its row t.
 
 Sampling draws one uniform u per example and step, the t-th number of the example's stream
 `fold_in(key(seed), example_id)`, and inverts the cumulative distribution of
@@ -132,8 +134,8 @@ def _apply(model, params, *args, method):
   return model.apply({"params": params}, *args, method=method)
 
 
-def _check_inputs(frames: Any, frame_index: Any, frame_age: Any,
-                  true_audio: Any = None) -> tuple[int, int]:
+def _check_inputs(frames: Any, frame_index: Any, frame_age: Any, true_audio: Any = None,
+                  sample_cond: Any = None) -> tuple[int, int]:
   """(B, T) of consistent sampler inputs, else ValueError naming the mismatch.
 
   `frames` is uint8 (B, F, H, W) frames or float32 (B, F, L, 2C) precomputed conditioning.
@@ -150,7 +152,14 @@ def _check_inputs(frames: Any, frame_index: Any, frame_age: Any,
     raise ValueError("nothing to generate: T = 0 samples")
   if true_audio is not None and np.shape(true_audio) != (b, t):
     raise ValueError(f"true_audio must be float (B, T) = {(b, t)}, got {np.shape(true_audio)}")
+  if sample_cond is not None and (np.ndim(sample_cond) != 3 or np.shape(sample_cond)[:2] != (b, t)):
+    raise ValueError(f"sample_cond must be float (B, T, D) with (B, T) = {(b, t)}, got "
+                     f"{np.shape(sample_cond)}")
   return b, t
+
+
+def _sample_cond(sample_cond: Any) -> Array | None:
+  return None if sample_cond is None else jnp.asarray(sample_cond, jnp.float32)
 
 
 # ---- the fast sampler: one scan over the incremental forward ---------------------------------
@@ -159,13 +168,15 @@ def _check_inputs(frames: Any, frame_index: Any, frame_age: Any,
 @functools.partial(jax.jit, static_argnames=("model", "return_logits", "quantization", "unroll"))
 def _scan(model: Any, params: Any, frames: Array, frame_index: Array,
           frame_age: Array, seed: Array, example_ids: Array, temperature: Array, greedy: Array,
-          tokens: Array | None, true_audio: Array | None, *, return_logits: bool,
-          quantization: str, unroll: int) -> dict[str, Array]:
+          tokens: Array | None, true_audio: Array | None, sample_cond: Array | None = None, *,
+          return_logits: bool, quantization: str, unroll: int) -> dict[str, Array]:
   """The time loop; per-time inputs and outputs are (B, T[, 256]).
 
   frames: uint8 (B, F, H, W), or their float (B, F, L, 2C) `frame_conditioning`.
   tokens: if given, int32 (B, T) input tokens fed instead of the samples (teacher forcing).
   true_audio: if given, float32 (B, T) audio whose buckets are scored at every step.
+  sample_cond: if given, float32 (B, T, D) per-sample features (the model's `sample_conditioning`
+    projects them for all samples here, before the loop).
   """
   batch, length = frame_index.shape
   frame_cond = (frames if jnp.issubdtype(frames.dtype, jnp.floating)
@@ -182,6 +193,9 @@ def _scan(model: Any, params: Any, frames: Array, frame_index: Array,
     xs["token"] = tokens
   if true_audio is not None:
     xs["target"] = audio_lib.quantize(true_audio, quantization)
+  if sample_cond is not None:
+    xs["sample_cond"] = _apply(model, params, sample_cond,
+                               method="sample_conditioning")  # (B, T, L, 2C)
 
   def body(carry, x):
     state, token = carry
@@ -189,7 +203,8 @@ def _scan(model: Any, params: Any, frames: Array, frame_index: Array,
       token = x["token"]
     cond_t = flat_cond.at[x["row"]].get(mode="promise_in_bounds", indices_are_sorted=True,
                                         unique_indices=True)
-    logits, state = _apply(model, params, state, token, cond_t, x["age"], method="step")
+    extra = () if sample_cond is None else (x["sample_cond"],)
+    logits, state = _apply(model, params, state, token, cond_t, x["age"], *extra, method="step")
     sample = sample_from_logits(logits, x["u"], temperature, greedy)
     out = {"buckets": sample}
     if true_audio is not None:
@@ -215,7 +230,7 @@ def _outputs(out: dict[str, Array], quantization: str) -> dict[str, Array]:
 def generate(model: Any, params: Any, frames: Any, frame_index: Any, frame_age: Any,
              *, temperature: float = 1.0, seed: int = 0, greedy: bool = False,
              true_audio: Any = None, example_ids: Any = None, quantization: str = "mu_law",
-             unroll: int = DEFAULT_UNROLL) -> Generation:
+             unroll: int = DEFAULT_UNROLL, sample_cond: Any = None) -> Generation:
   """Samples audio autoregressively from the frames (fast: cached dilation queues, one scan).
 
   Args:
@@ -234,36 +249,40 @@ def generate(model: Any, params: Any, frames: Any, frame_index: Any, frame_age: 
     example_ids: int (B,) ids keying each example's random numbers (default 0..B-1).
     quantization: "mu_law" or "linear", as the model was trained.
     unroll: time steps per loop iteration of the scan (speed only; results are identical).
+    sample_cond: optional float32 (B, T, D) per-sample features, for a model with per-sample
+      conditioning (`WaveNet.use_sample_cond`): known for the whole clip before sampling.
 
   Returns:
     `Generation`: buckets int32 (B, T), audio float32 (B, T), and the free-running
     cross-entropy (B,) / (B, T) in nats if `true_audio` was given.
   """
-  b, _ = _check_inputs(frames, frame_index, frame_age, true_audio)
+  b, _ = _check_inputs(frames, frame_index, frame_age, true_audio, sample_cond)
   greedy, temperature = _check_temperature(temperature, greedy)
   out = _scan(model, params, jnp.asarray(frames), jnp.asarray(frame_index, jnp.int32),
               jnp.asarray(frame_age, jnp.int32), jnp.int32(seed), _example_ids(example_ids, b),
               jnp.float32(temperature), jnp.bool_(greedy), None,
               None if true_audio is None else jnp.asarray(true_audio, jnp.float32),
-              return_logits=False, quantization=quantization, unroll=unroll)
+              _sample_cond(sample_cond), return_logits=False, quantization=quantization,
+              unroll=unroll)
   return _generation(out)
 
 
 def teacher_forced_logits(model: Any, params: Any, tokens: Any, frames: Any,
                           frame_index: Any, frame_age: Any,
-                          unroll: int = DEFAULT_UNROLL) -> Array:
+                          unroll: int = DEFAULT_UNROLL, sample_cond: Any = None) -> Array:
   """The scan fed the given input tokens: float32 (B, T, 256) logits.
 
-  Same as `model.apply(params, tokens, frames, frame_index, frame_age)` (the parallel forward)
-  up to float32 rounding; `tokens` int32 (B, T) from `wavenet.audio_input_tokens`.
+  Same as `model.apply(params, tokens, frames, frame_index, frame_age[, sample_cond])` (the
+  parallel forward) up to float32 rounding; `tokens` int32 (B, T) from
+  `wavenet.audio_input_tokens`, `sample_cond` optional float32 (B, T, D) as for `generate`.
   """
-  b, t = _check_inputs(frames, frame_index, frame_age)
+  b, t = _check_inputs(frames, frame_index, frame_age, sample_cond=sample_cond)
   if np.shape(tokens) != (b, t):
     raise ValueError(f"tokens must be int (B, T) = {(b, t)}, got {np.shape(tokens)}")
   out = _scan(model, params, jnp.asarray(frames), jnp.asarray(frame_index, jnp.int32),
               jnp.asarray(frame_age, jnp.int32), jnp.int32(0), jnp.zeros((b,), jnp.int32),
               jnp.float32(1.0), jnp.bool_(True), jnp.asarray(tokens, jnp.int32), None,
-              return_logits=True, quantization="mu_law", unroll=unroll)
+              _sample_cond(sample_cond), return_logits=True, quantization="mu_law", unroll=unroll)
   return out["logits"]
 
 
@@ -288,7 +307,7 @@ def _generation(out: dict[str, Array]) -> Generation:
 @functools.partial(jax.jit, static_argnames=("model", "quantization"))
 def _naive_scan(model: Any, params: Any, frames: Array, frame_index: Array,
                 frame_age: Array, seed: Array, example_ids: Array, temperature: Array,
-                greedy: Array, true_audio: Array | None, *,
+                greedy: Array, true_audio: Array | None, sample_cond: Array | None = None, *,
                 quantization: str) -> dict[str, Array]:
   batch, t = frame_index.shape
   window = min(model.receptive_field, t)
@@ -304,7 +323,8 @@ def _naive_scan(model: Any, params: Any, frames: Array, frame_index: Array,
     start = jnp.clip(step - window + 1, 0, t - window)
     cut = lambda a: jax.lax.dynamic_slice_in_dim(a, start, window, axis=1)
     emb = _apply(model, params, cut(tokens), method=lambda m, tok: m.embed(tok))
-    logits = _apply(model, params, emb, frame_cond, cut(frame_index), cut(frame_age),
+    extra = () if sample_cond is None else (cut(sample_cond),)
+    logits = _apply(model, params, emb, frame_cond, cut(frame_index), cut(frame_age), *extra,
                     method="logits_from_embeddings")
     logits = jax.lax.dynamic_index_in_dim(logits, step - start, axis=1, keepdims=False)
     sample = sample_from_logits(logits, x["u"], temperature, greedy)
@@ -323,20 +343,21 @@ def _naive_scan(model: Any, params: Any, frames: Array, frame_index: Array,
 def naive_generate(model: Any, params: Any, frames: Any, frame_index: Any,
                    frame_age: Any, *, temperature: float = 1.0, seed: int = 0,
                    greedy: bool = False, true_audio: Any = None, example_ids: Any = None,
-                   quantization: str = "mu_law") -> Generation:
+                   quantization: str = "mu_law", sample_cond: Any = None) -> Generation:
   """As `generate`, recomputing the parallel forward over the receptive field at every step.
 
   O(receptive field x layers) work per sample instead of O(layers); same random numbers, so the
   same samples as `generate` up to float32 rounding. The frame conditioning is computed once (it
-  does not depend on the audio); only the WaveNet stack is recomputed.
+  does not depend on the audio); only the WaveNet stack is recomputed (with the window's rows of
+  `sample_cond`, when given).
   """
-  b, _ = _check_inputs(frames, frame_index, frame_age, true_audio)
+  b, _ = _check_inputs(frames, frame_index, frame_age, true_audio, sample_cond)
   greedy, temperature = _check_temperature(temperature, greedy)
   out = _naive_scan(model, params, jnp.asarray(frames), jnp.asarray(frame_index, jnp.int32),
                     jnp.asarray(frame_age, jnp.int32), jnp.int32(seed),
                     _example_ids(example_ids, b), jnp.float32(temperature), jnp.bool_(greedy),
                     None if true_audio is None else jnp.asarray(true_audio, jnp.float32),
-                    quantization=quantization)
+                    _sample_cond(sample_cond), quantization=quantization)
   return _generation(out)
 
 

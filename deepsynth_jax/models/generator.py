@@ -8,8 +8,9 @@ whole clip in one pass.
 
 Batches (from `deepsynth_jax.input_pipeline`): `audio` float32 (B, T) in [-1, 1] at 4 kHz,
 `frames` uint8 (B, F, H, W), `frame_index` and `frame_age` int32 (B, T) (the frame current at each
-sample and the samples since it began), `example_id` int32 (B,), `frame_keys` uint8 (B, F, 88)
-and `num_frames` int32 (B,). A model reads only the keys it needs.
+sample and the samples since it began), `example_id` int32 (B,), `frame_keys` uint8 (B, F, 88),
+`num_frames` int32 (B,) and `press_frames` bool (B,) (whether the clip's frames mark key presses,
+as sparse video does, or are a camera's clock ticks). A model reads only the keys it needs.
 
 To add a model: one module defining its Flax module and a `Generator` subclass, and one line in
 `deepsynth_jax.models.REGISTRY`.
@@ -95,12 +96,15 @@ class Generator(abc.ABC):
   @abc.abstractmethod
   def generate(self, params: Params, frames: Any, frame_index: Any, frame_age: Any, *,
                seed: int = 0, temperature: float = 1.0, greedy: bool = False,
-               true_audio: Any = None, example_ids: Any = None) -> GeneratedAudio:
+               true_audio: Any = None, example_ids: Any = None,
+               press_frames: Any = True) -> GeneratedAudio:
     """Audio for a batch of clips, from their frames alone.
 
     Args:
       params: the module's parameters.
       frames: uint8 (B, F, H, W); frame_index, frame_age: int32 (B, T).
+      press_frames: bool (B,) or scalar: the frames mark key presses (sparse video) rather than
+        a camera's fixed frame rate; a model that does not distinguish ignores it.
       seed, temperature, greedy: sampling controls (an example's samples depend only on
         (seed, example_ids[b], its inputs)); a model without sampling ignores them.
       true_audio: optional float32 (B, T): also score it (`GeneratedAudio.cross_entropy`).

@@ -104,6 +104,36 @@ def frame_starts(frame_index: jax.Array, frame_age: jax.Array, num_frames: int) 
   return jnp.where(referenced, starts, fallback)
 
 
+def held_over(pressed: jax.Array, previous: jax.Array, hard: bool = False) -> jax.Array:
+  """Probability (..., 88) that a key a frame shows pressed was already shown in the previous
+  frame: p[f] p[f - 1] from pressed probabilities (..., 88). With `hard`, the key states are
+  rounded (shown pressed iff p > 0.5) in the forward pass, gradients passing straight through
+  the product."""
+  held = pressed * previous
+  if hard:
+    held = held + jax.lax.stop_gradient(jnp.round(pressed) * jnp.round(previous) - held)
+  return held
+
+
+def press_kept(pressed: jax.Array, previous: jax.Array, hard: bool = False) -> jax.Array:
+  """Weight (..., 88) with which each key keeps the previous frame's press time (else it is
+  pressed at this frame's start), from pressed probabilities (..., 88).
+
+  Soft: `held_over` (p[f] p[f - 1]), so a key not shown held over is "pressed" again at every
+  frame. In sparse video every frame is a press, so that is harmless; in camera video it is not:
+  a held key at p = 0.77 moves its press time 41% of the way to each new frame (it stays about
+  0.1 s old at 30 fps and never decays), and a released key's faint residual sound restarts its
+  attack at every frame (30 clicks a second). Hard: a key keeps its press time unless the frame
+  newly shows it pressed (round(p[f]) (1 - round(p[f - 1])) = 1); gradients pass straight
+  through p[f] p[f - 1].
+  """
+  soft = pressed * previous
+  if not hard:
+    return soft
+  newly = jnp.round(pressed) * (1.0 - jnp.round(previous))
+  return soft + jax.lax.stop_gradient(1.0 - newly - soft)
+
+
 def next_press_time(held: jax.Array, previous_press: jax.Array, start: jax.Array) -> jax.Array:
   """A frame's press times (..., 88): a held-over key keeps the previous frame's press time, any
   other key was pressed at the frame's start (..., ); the expectation of the two when `held`
@@ -118,13 +148,13 @@ def no_new_key(pressed: jax.Array, previous: jax.Array) -> jax.Array:
 
 
 def key_press_times(held: jax.Array, starts: jax.Array) -> jax.Array:
-  """When each key was pressed, as of each frame: (B, F, 88) "held over" probabilities and (B, F)
-  frame starts -> float32 (B, F, 88) samples.
+  """When each key was pressed, as of each frame: (B, F, 88) weights of keeping the previous
+  frame's press time (`press_kept`) and (B, F) frame starts -> float32 (B, F, 88) samples.
 
   A key shown in frames f - 1 and f is the same press (it cannot be seen released between them),
-  so it keeps the press time of frame f - 1; otherwise its press time is frame f's start. `held`
-  is p[f] p[f - 1] for press probabilities p, so with soft probabilities the press time is the
-  expectation of the two.
+  so it keeps the press time of frame f - 1; otherwise its press time is frame f's start. With
+  soft weights (p[f] p[f - 1] for press probabilities p) the press time is the expectation of
+  the two.
   """
 
   def step(carry, xs):
@@ -156,6 +186,9 @@ class KeySynth(nn.Module):
   num_age_features: int = 8
   sample_rate: int = 4000
   reader: str = "columns"  # "columns" (`KeyReader`) or "placed" (`PlacedKeyReader`)
+  # Key states rounded (p > 0.5) for `held_over` / `press_kept` in generation and validation
+  # (training keeps them soft: `loss_fn`). Needed for camera video.
+  hard_held: bool = False
 
   def setup(self):
     if self.reader == "placed":
@@ -180,23 +213,31 @@ class KeySynth(nn.Module):
     return self.key_reader(frames)
 
   def control_amplitudes(self, frames: jax.Array, frame_index: jax.Array, frame_age: jax.Array,
-                         key_states: jax.Array | None = None) -> tuple[jax.Array, jax.Array]:
+                         key_states: jax.Array | None = None,
+                         press_frames: jax.Array | bool = True) -> tuple[jax.Array, jax.Array]:
     """Partial amplitudes at control points t = 0, hop, 2 hop, ... (B, ceil(T/hop) + 1, M), and
-    the key logits (B, F, 88). `key_states` (B, F, 88) in [0, 1] replace the reader's."""
+    the key logits (B, F, 88). `key_states` (B, F, 88) in [0, 1] replace the reader's;
+    `press_frames` (B,) or scalar: whether each clip's frames mark presses (see `__call__`)."""
     num_frames, t = frames.shape[1], frame_index.shape[1]
     points = np.arange(-(-t // self.hop) + 1) * self.hop
     inside = np.minimum(points, t - 1)  # the last point(s) may lie past the clip's end
     logits = self.key_logits(frames)
     pressed = jax.nn.sigmoid(logits) if key_states is None else key_states.astype(jnp.float32)
     previous = previous_frame_rows(pressed)
-    held = pressed * previous                                                 # (B, F, 88)
-    press = key_press_times(held, frame_starts(frame_index, frame_age, num_frames))
-    nothing_new = no_new_key(pressed, previous)                              # (B, F)
+    held = held_over(pressed, previous, self.hard_held)                       # (B, F, 88)
+    press = key_press_times(press_kept(pressed, previous, self.hard_held),
+                            frame_starts(frame_index, frame_age, num_frames))
+    # Frames of sparse video are events: "held over from the previous frame" (pressed before
+    # this press) and "no new key" (a re-strike) say something about the sound. A camera frame
+    # is a clock tick: the instrument then hears only each key's press time (and pitch).
+    events = jnp.broadcast_to(jnp.asarray(press_frames, jnp.float32), pressed.shape[:1])
+    nothing_new = no_new_key(pressed, previous) * events[:, None]            # (B, F)
     at = frame_index[:, inside]                                               # (B, P)
     key_age = jnp.maximum(points[None, :, None] - gather_frames(press, at), 0.0)  # (B, P, 88)
     frame_age_at = frame_age[:, inside] + (points - inside)                  # (B, P)
-    amplitudes = self._instrument(key_age, gather_frames(held, at), gather_frames(nothing_new, at),
-                                  frame_age_at, gather_frames(pressed, at))
+    amplitudes = self._instrument(key_age, gather_frames(held * events[:, None, None], at),
+                                  gather_frames(nothing_new, at), frame_age_at,
+                                  gather_frames(pressed, at))
     return amplitudes, logits
 
   def _instrument(self, key_age: jax.Array, held: jax.Array, no_new_key: jax.Array,
@@ -222,12 +263,15 @@ class KeySynth(nn.Module):
     return flat[..., key_of * self.num_harmonics + number - 1]
 
   def __call__(self, frames: jax.Array, frame_index: jax.Array, frame_age: jax.Array,
-               return_key_logits: bool = False,
+               press_frames: jax.Array | bool = True, return_key_logits: bool = False,
                key_states: jax.Array | None = None) -> jax.Array | tuple[jax.Array, jax.Array]:
     """Generates the waveform.
 
     Args:
       frames: uint8 (B, F, H, W); frame_index, frame_age: int32 (B, T) as for the WaveNet.
+      press_frames: bool (B,) or scalar: True where a clip's frames mark key presses (sparse
+        video: a new frame showing no new key is a re-strike), False for camera video at a fixed
+        frame rate (a frame is a clock tick; the re-strike cue is off).
       return_key_logits: also return the key reader's (B, F, 88) logits.
       key_states: play these (B, F, 88) key states in [0, 1] instead of the reader's (training
         with teacher-forced keys).
@@ -236,8 +280,8 @@ class KeySynth(nn.Module):
       float32 (B, T) audio (and the key logits).
     """
     t = frame_index.shape[1]
-    amps, logits = self.control_amplitudes(frames, frame_index, frame_age,
-                                           key_states)                     # (B, P, M)
+    amps, logits = self.control_amplitudes(frames, frame_index, frame_age, key_states,
+                                           press_frames)                   # (B, P, M)
     phase = jnp.asarray(self.block_phases(0, amps.shape[1] - 1))
     audio = self.synthesize_blocks(amps, phase)[:, :t]
     return (audio, logits) if return_key_logits else audio
@@ -351,10 +395,13 @@ def loss_fn(model: KeySynth, params: Any, batch: dict,
   audio and video timing only, no key labels).
   """
   variables = {"params": params}
+  if train:  # soft key states in training: rounding them leaves the reader no gradient to grow p
+    model = model.clone(hard_held=False)
   labelled = uses_key_labels(config)
   forced = batch["frame_keys"] if train and config.keysynth.teacher_forced_keys else None
   pred, logits = model.apply(variables, batch["frames"], batch["frame_index"],
-                             batch["frame_age"], return_key_logits=True, key_states=forced)
+                             batch["frame_age"], press_frames_of(batch), return_key_logits=True,
+                             key_states=forced)
   target = batch["audio"]
   l1 = jnp.mean(jnp.abs(pred - target))
   stft = multi_resolution_stft_loss(pred, target,
@@ -412,7 +459,8 @@ class KeySynthGenerator(Generator):
                     num_harmonics=c.num_harmonics, key_channels=tuple(c.key_channels),
                     key_hidden=c.key_hidden, num_age_features=config.conditioning.num_age_features,
                     sample_rate=self.sample_rate,
-                    reader=c.get("reader", "columns"))  # runs made before the option: columns
+                    reader=c.get("reader", "columns"),  # runs made before the option: columns
+                    hard_held=c.get("hard_held", False))
 
   @property
   def uses_key_labels(self) -> bool:
@@ -420,13 +468,14 @@ class KeySynthGenerator(Generator):
 
   @property
   def batch_fields(self) -> tuple[str, ...]:
-    fields = ("audio", "frames", "frame_index", "frame_age", "example_id", "num_frames")
+    fields = ("audio", "frames", "frame_index", "frame_age", "example_id", "num_frames",
+              "press_frames")
     if self.config.keysynth.get("heard_weight", 0.0) > 0:
       fields = (*fields, "frame_heard")  # what the audio says was struck: not a label
     return (*fields, "frame_keys") if self.uses_key_labels else fields
 
   def module_inputs(self, batch: dict) -> tuple[Any, ...]:
-    return batch["frames"], batch["frame_index"], batch["frame_age"]
+    return batch["frames"], batch["frame_index"], batch["frame_age"], press_frames_of(batch)
 
   def loss(self, params: Any, batch: dict, *, train: bool,
            keys: jax.Array | None = None) -> tuple[jax.Array, dict[str, jax.Array]]:
@@ -435,13 +484,16 @@ class KeySynthGenerator(Generator):
 
   def generate(self, params: Any, frames: Any, frame_index: Any, frame_age: Any, *,
                seed: int = 0, temperature: float = 1.0, greedy: bool = False,
-               true_audio: Any = None, example_ids: Any = None) -> GeneratedAudio:
+               true_audio: Any = None, example_ids: Any = None,
+               press_frames: Any = True) -> GeneratedAudio:
     """One forward pass; sampling controls do not apply. The cross-entropy is that of the
     discretized distribution around the waveform (`KeySynth.bucket_logits`): with no audio
     input, it is the same whether "free-running" or not."""
     del seed, temperature, greedy, example_ids
-    audio = _forward(self.module, params, jnp.asarray(frames),
-                     jnp.asarray(frame_index, jnp.int32), jnp.asarray(frame_age, jnp.int32))
+    frames = jnp.asarray(frames)
+    press = jnp.broadcast_to(jnp.asarray(press_frames, jnp.bool_), frames.shape[:1])
+    audio = _forward(self.module, params, frames, jnp.asarray(frame_index, jnp.int32),
+                     jnp.asarray(frame_age, jnp.int32), press)
     ce = None
     if true_audio is not None:
       ce = _bucket_cross_entropy(self.module, params, audio, jnp.asarray(true_audio, jnp.float32),
@@ -451,8 +503,14 @@ class KeySynthGenerator(Generator):
 
 @functools.partial(jax.jit, static_argnames=("module",))
 def _forward(module: KeySynth, params: Any, frames: jax.Array, frame_index: jax.Array,
-             frame_age: jax.Array) -> jax.Array:
-  return module.apply({"params": params}, frames, frame_index, frame_age)
+             frame_age: jax.Array, press_frames: jax.Array) -> jax.Array:
+  return module.apply({"params": params}, frames, frame_index, frame_age, press_frames)
+
+
+def press_frames_of(batch: dict) -> jax.Array | bool:
+  """A batch's `press_frames` (B,) (True: its frames mark key presses, as sparse video does);
+  True when the batch does not say (the method's sparse video)."""
+  return batch["press_frames"] if "press_frames" in batch else True
 
 
 @functools.partial(jax.jit, static_argnames=("module", "scheme"))
@@ -465,7 +523,7 @@ def _bucket_cross_entropy(module: KeySynth, params: Any, waveform: jax.Array, ta
 
 
 def frame_key_facts(pressed: jax.Array, previous: jax.Array, previous_press: jax.Array,
-                    start: jax.Array) -> dict[str, jax.Array]:
+                    start: jax.Array, hard_held: bool = False) -> dict[str, jax.Array]:
   """One frame's key facts, as `KeySynth.control_amplitudes` derives them for every frame.
 
   Args:
@@ -473,12 +531,14 @@ def frame_key_facts(pressed: jax.Array, previous: jax.Array, previous_press: jax
     previous: float32 (B, 88) the previous frame's (zeros for the first frame).
     previous_press: float32 (B, 88) the previous frame's press times (zeros for the first).
     start: (B,) the sample at which the frame becomes current.
+    hard_held: the module's `hard_held` (see `held_over`).
 
   Returns:
     {"pressed", "held" (= pressed x previous), "press" (`key_press_times`' recurrence)
     float32 (B, 88), "no_new_key" float32 (B,)}.
   """
-  held = pressed * previous
-  press = next_press_time(held, previous_press, jnp.asarray(start, jnp.float32))
+  held = held_over(pressed, previous, hard_held)
+  press = next_press_time(press_kept(pressed, previous, hard_held), previous_press,
+                          jnp.asarray(start, jnp.float32))
   return {"pressed": pressed, "held": held, "press": press,
           "no_new_key": no_new_key(pressed, previous)}

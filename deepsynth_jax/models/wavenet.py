@@ -10,6 +10,12 @@ Two ways to run the same parameters:
 - `__call__`: the whole sequence in parallel (teacher forcing: training, teacher-forced loss).
 - `step`: one sample, with a queue per layer holding its last `dilation` inputs (the sampler).
 The two agree to float32 rounding; `tests/test_wavenet.py` checks it.
+
+Optional local conditioning (`use_sample_cond`): per-sample features `sample_cond` float32
+(B, T, D), projected to every layer's gate like the frame conditioning but indexed by sample rather
+than by frame (e.g. another model's audio for a vocoder, `deepsynth_jax.models.vocoder`). The
+logits at t then also depend on `sample_cond` rows <= t. Without it (the default) the model, its
+parameters and its outputs are exactly those of the method's WaveNet.
 """
 
 from __future__ import annotations
@@ -20,6 +26,7 @@ from typing import Any
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+import ml_collections
 import optax
 
 from deepsynth_jax import audio as audio_lib
@@ -83,6 +90,8 @@ class WaveNet(nn.Module):
     use_frame_age: add features of the time since the current frame began.
     num_age_features: K for `frame_age_features`.
     sample_rate: audio rate in Hz, for the frame-age features.
+    use_sample_cond: True adds per-sample conditioning (a `sample_cond` input of D features per
+      sample, projected to every layer's gate; its parameters are "sample_proj").
   """
 
   num_layers: int = 10
@@ -99,6 +108,7 @@ class WaveNet(nn.Module):
   num_age_features: int = 8
   sample_rate: int = 4000
   use_video: bool = True
+  use_sample_cond: bool = False
 
   @property
   def dilations(self) -> tuple[int, ...]:
@@ -122,6 +132,9 @@ class WaveNet(nn.Module):
     if self.use_frame_age:
       self.age_proj = self.param("age_kernel", nn.initializers.lecun_normal(),
                                  (self.num_age_features, self.num_layers * gate))
+    if self.use_sample_cond:
+      # All layers' per-sample projections as one matmul, computed once per sample.
+      self.sample_proj = nn.Dense(self.num_layers * gate)
     self.layer_outs = [nn.Dense(c + self.skip_channels) for _ in self.dilations]
     self.head_hidden = nn.Dense(c)
     self.head_out = nn.Dense(NUM_BUCKETS)
@@ -145,10 +158,23 @@ class WaveNet(nn.Module):
     proj = feats @ self.age_proj
     return proj.reshape((*proj.shape[:-1], self.num_layers, 2 * self.channels))
 
+  def sample_conditioning(self, sample_cond: Array) -> Array:
+    """float32 (B, T, D) per-sample features -> float32 (B, T, L, 2C) per-layer gate terms."""
+    if not self.use_sample_cond:
+      raise ValueError("this WaveNet has no per-sample conditioning (use_sample_cond=False)")
+    proj = self.sample_proj(sample_cond)
+    return proj.reshape((*proj.shape[:-1], self.num_layers, 2 * self.channels))
+
+  def _check_sample_cond(self, sample_cond: Array | None) -> None:
+    if (sample_cond is not None) != self.use_sample_cond:
+      raise ValueError(f"sample_cond must be given exactly when use_sample_cond "
+                       f"(use_sample_cond={self.use_sample_cond}, sample_cond "
+                       f"{'given' if sample_cond is not None else 'None'})")
+
   # ---- parallel (teacher-forced) forward ----------------------------------------------------
 
   def __call__(self, tokens: Array, frames: Array, frame_index: Array,
-               frame_age: Array) -> Array:
+               frame_age: Array, sample_cond: Array | None = None) -> Array:
     """Teacher-forced logits for a whole clip.
 
     Args:
@@ -156,23 +182,29 @@ class WaveNet(nn.Module):
       frames: uint8 (B, F, H, W).
       frame_index: int32 (B, T) index of the frame current at each sample.
       frame_age: int32 (B, T) samples since that frame became current.
+      sample_cond: float32 (B, T, D) per-sample features, given exactly when `use_sample_cond`.
 
     Returns:
       float32 (B, T, 256) logits over buckets.
     """
     return self.logits_from_embeddings(self.embed(tokens), self.frame_conditioning(frames),
-                                       frame_index, frame_age)
+                                       frame_index, frame_age, sample_cond)
 
   def logits_from_embeddings(self, x: Array, frame_cond: Array, frame_index: Array,
-                             frame_age: Array) -> Array:
-    """As `__call__`, from embedded tokens (B, T, C) and `frame_conditioning` (B, F, L, 2C)."""
+                             frame_age: Array, sample_cond: Array | None = None) -> Array:
+    """As `__call__`, from embedded tokens (B, T, C) and `frame_conditioning` (B, F, L, 2C)
+    (and the raw per-sample features (B, T, D) when `use_sample_cond`)."""
+    self._check_sample_cond(sample_cond)
     x = self.input_conv(x)
     age_cond = self._age_conditioning(frame_age)
+    sample_terms = None if sample_cond is None else self.sample_conditioning(sample_cond)
     skip = 0.0
     for i, (conv, out) in enumerate(zip(self.layer_convs, self.layer_outs)):
       cond = gather_frames(frame_cond[:, :, i], frame_index)
       if age_cond is not None:
         cond = cond + age_cond[:, :, i]
+      if sample_terms is not None:
+        cond = cond + sample_terms[:, :, i]
       x, skip_i = self._gated_residual(conv(x) + cond, x, out)
       skip = skip + skip_i
     return self._head(skip)
@@ -207,8 +239,8 @@ class WaveNet(nn.Module):
         "queues": jnp.zeros((sum(lengths), batch_size, self.channels), jnp.float32),
     }
 
-  def step(self, state: State, token: Array, frame_cond_t: Array,
-           frame_age_t: Array) -> tuple[Array, State]:
+  def step(self, state: State, token: Array, frame_cond_t: Array, frame_age_t: Array,
+           sample_cond_t: Array | None = None) -> tuple[Array, State]:
     """One sample of the incremental forward.
 
     Args:
@@ -216,6 +248,8 @@ class WaveNet(nn.Module):
       token: int32 (B,) input token at time t (bucket t-1, or NO_AUDIO).
       frame_cond_t: float32 (B, L, 2C) the current frame's row of `frame_conditioning`.
       frame_age_t: int32 (B,) age of the current frame at t.
+      sample_cond_t: float32 (B, L, 2C) row t of `sample_conditioning` (projected, not the raw
+        features), given exactly when `use_sample_cond`.
 
     Returns:
       (logits (B, 256) for sample t, state for t + 1).
@@ -235,6 +269,9 @@ class WaveNet(nn.Module):
     x = self.input_conv.step(past[0], x_now)
     age_cond = self._age_conditioning(frame_age_t)
     cond = frame_cond_t if age_cond is None else frame_cond_t + age_cond
+    self._check_sample_cond(sample_cond_t)
+    if sample_cond_t is not None:
+      cond = cond + sample_cond_t
     skip = 0.0
     for i, (conv, out) in enumerate(zip(self.layer_convs, self.layer_outs, strict=True)):
       inputs.append(x)
@@ -242,6 +279,23 @@ class WaveNet(nn.Module):
       skip = skip + skip_i
     queues = state["queues"].at[slots].set(jnp.stack(inputs), **index)
     return self._head(skip), {"t": t + 1, "queues": queues}
+
+
+def wavenet_from_config(config: ml_collections.ConfigDict, sample_rate: int, *, use_video: bool,
+                        use_frame_age: bool, use_sample_cond: bool = False) -> WaveNet:
+  """The WaveNet of a config's `wavenet`, `encoder` and `conditioning` sections."""
+  c = config.wavenet
+  return WaveNet(num_layers=c.num_layers, layers_per_stack=c.layers_per_stack,
+                 channels=c.channels, skip_channels=c.skip_channels, use_video=use_video,
+                 cond_features=config.conditioning.features,
+                 encoder_channels=tuple(config.encoder.channels),
+                 encoder_convs_per_block=config.encoder.convs_per_block,
+                 encoder_features=config.encoder.features,
+                 encoder_input_pool=config.encoder.input_pool,
+                 use_previous_frame=config.conditioning.use_previous_frame,
+                 use_frame_age=use_frame_age,
+                 num_age_features=config.conditioning.num_age_features,
+                 sample_rate=sample_rate, use_sample_cond=use_sample_cond)
 
 
 class WaveNetGenerator(Generator):
@@ -253,18 +307,8 @@ class WaveNetGenerator(Generator):
   def build_module(self) -> WaveNet:
     config = self.config
     use_video = config.conditioning.get("use_video", True)  # absent in runs made before the flag
-    c = config.wavenet
-    return WaveNet(num_layers=c.num_layers, layers_per_stack=c.layers_per_stack,
-                   channels=c.channels, skip_channels=c.skip_channels, use_video=use_video,
-                   cond_features=config.conditioning.features,
-                   encoder_channels=tuple(config.encoder.channels),
-                   encoder_convs_per_block=config.encoder.convs_per_block,
-                   encoder_features=config.encoder.features,
-                   encoder_input_pool=config.encoder.input_pool,
-                   use_previous_frame=config.conditioning.use_previous_frame,
-                   use_frame_age=config.conditioning.use_frame_age and use_video,
-                   num_age_features=config.conditioning.num_age_features,
-                   sample_rate=self.sample_rate)
+    return wavenet_from_config(config, self.sample_rate, use_video=use_video,
+                               use_frame_age=bool(config.conditioning.use_frame_age and use_video))
 
   def module_inputs(self, batch: dict) -> tuple[Any, ...]:
     buckets = audio_lib.quantize(jnp.asarray(batch["audio"]), self.config.quantization)
@@ -287,7 +331,9 @@ class WaveNetGenerator(Generator):
 
   def generate(self, params: Any, frames: Any, frame_index: Any, frame_age: Any, *,
                seed: int = 0, temperature: float = 1.0, greedy: bool = False,
-               true_audio: Any = None, example_ids: Any = None) -> GeneratedAudio:
+               true_audio: Any = None, example_ids: Any = None,
+               press_frames: Any = True) -> GeneratedAudio:
+    del press_frames  # the method's WaveNet reads frames and their timing only
     out = autoregressive.generate(self.module, params, frames, frame_index, frame_age,
                                   temperature=temperature, seed=seed, greedy=greedy,
                                   true_audio=true_audio, example_ids=example_ids,

@@ -16,6 +16,14 @@ def get_config() -> ml_collections.ConfigDict:
   config = ml_collections.ConfigDict()
   # Dataset folder built by `python -m data_gen.make_dataset --out_dir=...`.
   config.data_dir = "data/deepsynth"
+  # Other renderings of the same songs (built with --frames=fps:N) mixed into training, a batch
+  # at a time (deepsynth_jax.renderings): a model that learns from them plays from camera video
+  # as well as from press frames. Validation cycles through all of them.
+  config.extra_data_dirs = ()
+  # Probability that a training example's frames are seen through a randomly drawn camera
+  # (resolution, brightness/contrast, noise, blur, small shift/rotation/perspective;
+  # data_gen.camera.TRAINING_RANGES), seeded by (seed, epoch, example).
+  config.camera_augment = 0.0
   # Every random choice (init, dropout, shuffling, crops) derives from this seed.
   config.seed = 0
   # Which model (deepsynth_jax.models.REGISTRY): "wavenet" (autoregressive, the method) or
@@ -66,6 +74,10 @@ def get_config() -> ml_collections.ConfigDict:
   # keys the reference audio says were struck at each frame's start (deepsynth_jax.audio_teacher;
   # no key labels). 0 = the audio loss alone teaches the reader.
   config.keysynth.heard_weight = 1.0
+  # Generate (and validate) with the reader's key states rounded (p > 0.5) when tracking press
+  # times (models/keysynth.py: press_kept): without it a held key's press time creeps towards
+  # every new frame of camera video and released keys click at every frame. Training stays soft.
+  config.keysynth.hard_held = False
   # FFT sizes (samples) of the multi-resolution STFT loss.
   config.keysynth.stft_sizes = (64, 128, 256, 512)
 
@@ -90,6 +102,20 @@ def get_config() -> ml_collections.ConfigDict:
   config.conditioning.use_frame_age = True
   # Number of frame-age features (exponential decays from 2.5 ms to 4 s).
   config.conditioning.num_age_features = 8
+
+  # The vocoder (model="vocoder"): the wavenet section's WaveNet conditioned per sample on the audio
+  # of a frozen, trained KeySynth (deepsynth_jax.models.vocoder): video -> KeySynth -> WaveNet.
+  config.vocoder = ml_collections.ConfigDict()
+  # Run directory of the trained KeySynth; its best parameters are copied into the vocoder's.
+  config.vocoder.keysynth_run = "models/demo_keysynth"
+  # Conv layers over the KeySynth audio making the per-sample features (0 = the audio itself).
+  config.vocoder.cond_layers = 2
+  # Channels D of those layers: the per-sample features fed to every layer's gate.
+  config.vocoder.cond_channels = 32
+  # Their kernel in samples (odd, centred: non-causal, the clip's KeySynth audio is known).
+  config.vocoder.cond_kernel = 9
+  # Also read the frames with the WaveNet's own frame encoder (encoder, conditioning sections).
+  config.vocoder.frame_encoder = False
 
   # Global batch size (examples per step over all devices and hosts).
   config.batch_size = 8

@@ -1,0 +1,228 @@
+"""The vocoder: a WaveNet plays a frozen KeySynth's audio as a piano (video -> KeySynth -> WaveNet).
+
+KeySynth (`keysynth.py`) plays the notes the video shows, as sine partials; the method's WaveNet
+(`wavenet.py`) has the piano's timbre but, free-running, no notes. Here a trained KeySynth reads the
+clip and synthesizes its audio a (B, T) in one pass; a small non-causal conv stack turns a into
+per-sample features (B, T, D) (it may look ahead: the whole clip's KeySynth audio is known before
+sampling starts); and a WaveNet with per-sample conditioning (`WaveNet.use_sample_cond`) predicts
+the 256 mu-law buckets of the true audio from its previous buckets and those features, i.e. learns
+the piano's sound on top of KeySynth's notes. Training is the WaveNet's: teacher-forced softmax
+cross-entropy with audio-input dropout; generation is the autoregressive `lax.scan` sampler.
+
+The KeySynth is frozen: its architecture comes from its run's run.json
+(`config.vocoder.keysynth_run`) and its best parameters are copied, at `init`, into the vocoder's
+own parameters (`params["keysynth"]`), so a vocoder checkpoint holds the KeySynth it was trained
+with. The loss stops their gradient, so an optimizer without weight decay leaves them unchanged.
+The vocoder's training reads no key labels; it `uses_key_labels` exactly when its KeySynth did.
+
+Shapes: B batch, T audio samples (4 kHz), F frames (uint8 H x W), D feature channels.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from typing import Any
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import optax
+
+from deepsynth_jax import audio as audio_lib
+from deepsynth_jax import checkpointing
+from deepsynth_jax.audio import audio_input_tokens
+from deepsynth_jax.models import autoregressive
+from deepsynth_jax.models.generator import GeneratedAudio, Generator
+from deepsynth_jax.models.keysynth import KeySynth, KeySynthGenerator, press_frames_of
+from deepsynth_jax.models.wavenet import WaveNet, wavenet_from_config
+
+Array = jax.Array
+
+
+def _compand(x: Array) -> Array:
+  """mu-law companding of [-1, 1] audio (the scale the buckets are uniform in)."""
+  return jnp.sign(x) * jnp.log1p(audio_lib.MU * jnp.abs(x)) / np.log1p(audio_lib.MU)
+
+
+class Vocoder(nn.Module):
+  """KeySynth -> non-causal features -> WaveNet with per-sample conditioning.
+
+  Attributes:
+    keysynth: the frozen KeySynth (its parameters are params["keysynth"]).
+    wavenet: a WaveNet with `use_sample_cond=True` (params["wavenet"]).
+    cond_layers: convolutions over the KeySynth audio (0: the features are the audio itself and
+      its mu-law companding, D = 2).
+    cond_channels: D, their channels.
+    cond_kernel: their (odd) kernel size in samples; "same" padding, so each layer sees
+      (cond_kernel - 1) / 2 samples ahead and behind.
+  """
+
+  keysynth: KeySynth
+  wavenet: WaveNet
+  cond_layers: int = 2
+  cond_channels: int = 32
+  cond_kernel: int = 9
+
+  def setup(self):
+    self.cond_convs = [nn.Conv(self.cond_channels, (self.cond_kernel,), padding="SAME")
+                       for _ in range(self.cond_layers)]
+
+  def keysynth_audio(self, frames: Array, frame_index: Array, frame_age: Array,
+                     press_frames: Array | bool = True) -> Array:
+    """uint8 (B, F, H, W) frames and their timing, int32 (B, T) -> KeySynth's float32 (B, T)
+    audio in ~[-1, 1] (no gradient)."""
+    return jax.lax.stop_gradient(self.keysynth(frames, frame_index, frame_age, press_frames))
+
+  def sample_features(self, keysynth_audio: Array) -> Array:
+    """float32 (B, T) KeySynth audio -> float32 (B, T, D) per-sample conditioning features."""
+    a = jnp.clip(keysynth_audio, -1.0, 1.0)
+    x = jnp.stack([a, _compand(a)], axis=-1)
+    for conv in self.cond_convs:
+      x = jnp.tanh(conv(x))
+    return x
+
+  def conditioning(self, frames: Array, frame_index: Array, frame_age: Array,
+                   press_frames: Array | bool = True) -> Array:
+    """The clip's per-sample features (B, T, D): one KeySynth pass, then the conv stack."""
+    return self.sample_features(self.keysynth_audio(frames, frame_index, frame_age, press_frames))
+
+  def __call__(self, tokens: Array, frames: Array, frame_index: Array, frame_age: Array,
+               press_frames: Array | bool = True) -> Array:
+    """Teacher-forced logits float32 (B, T, 256) from input tokens int32 (B, T)
+    (`audio_input_tokens`), frames uint8 (B, F, H, W), frame_index and frame_age int32 (B, T)
+    and press_frames bool (B,) or scalar."""
+    features = self.conditioning(frames, frame_index, frame_age, press_frames)
+    return self.wavenet(tokens, frames, frame_index, frame_age, features)
+
+
+def keysynth_run_config(record: dict, run_dir: str, sample_rate: int) -> ml_collections.ConfigDict:
+  """The config in a KeySynth run's record (`checkpointing.read_run_record(run_dir)`), checked to
+  be a KeySynth trained at `sample_rate`.
+
+  Raises:
+    checkpointing.CheckpointError: not a KeySynth run, or one of another sample rate.
+  """
+  config = checkpointing.config_from_record(record)
+  if config.get("model") != "keysynth":
+    raise checkpointing.CheckpointError(
+        f"config.vocoder.keysynth_run={run_dir} is a {config.get('model')!r} run; pass the "
+        "directory of a trained KeySynth (model='keysynth')")
+  rate = int(record.get("data", {}).get("sample_rate", sample_rate))
+  if rate != sample_rate:
+    raise checkpointing.CheckpointError(
+        f"the KeySynth in {run_dir} was trained at {rate} Hz but the vocoder's data is at "
+        f"{sample_rate} Hz; train a KeySynth on this dataset")
+  return config
+
+
+def load_keysynth_params(run_dir: str) -> Any:
+  """The best (else latest) parameters of a KeySynth run directory, as numpy arrays."""
+  ckpts = checkpointing.RunCheckpoints(run_dir, read_only=True)
+  try:
+    params, _ = ckpts.restore_best_params()
+  finally:
+    ckpts.close()
+  return jax.tree.map(np.asarray, params)
+
+
+class VocoderGenerator(Generator):
+  """The two-stage model: a frozen KeySynth's audio conditions a WaveNet, sample by sample."""
+
+  autoregressive = True
+
+  def build_module(self) -> Vocoder:
+    config, c = self.config, self.config.vocoder
+    opt = config.get("optimizer", {})
+    if opt.get("name") == "adamw" and opt.get("weight_decay", 0.0) > 0:
+      raise ValueError(f"optimizer.weight_decay={opt.weight_decay} would decay the frozen "
+                       "KeySynth's parameters inside the vocoder's; set it to 0")
+    self.keysynth_run = os.path.expanduser(str(c.keysynth_run))
+    record = checkpointing.read_run_record(self.keysynth_run)
+    keysynth = KeySynthGenerator(keysynth_run_config(record, self.keysynth_run, self.sample_rate),
+                                 self.sample_rate)
+    recorded = checkpointing.learned_from(record)["uses_key_labels"]
+    self._keysynth_uses_key_labels = (keysynth.uses_key_labels if recorded is None
+                                      else bool(recorded))
+    wavenet = wavenet_from_config(config, self.sample_rate, use_video=bool(c.frame_encoder),
+                                  use_frame_age=bool(config.conditioning.use_frame_age),
+                                  use_sample_cond=True)
+    if c.cond_kernel < 1 or c.cond_kernel % 2 == 0:
+      raise ValueError(f"config.vocoder.cond_kernel={c.cond_kernel} must be odd and >= 1")
+    return Vocoder(keysynth=keysynth.module, wavenet=wavenet, cond_layers=c.cond_layers,
+                   cond_channels=c.cond_channels, cond_kernel=c.cond_kernel)
+
+  @property
+  def uses_key_labels(self) -> bool:
+    """The vocoder's training reads none; its frozen KeySynth may have (its run.json says)."""
+    return self._keysynth_uses_key_labels
+
+  @property
+  def batch_fields(self) -> tuple[str, ...]:
+    return ("audio", "frames", "frame_index", "frame_age", "example_id", "press_frames")
+
+  def module_inputs(self, batch: dict) -> tuple[Any, ...]:
+    buckets = audio_lib.quantize(jnp.asarray(batch["audio"]), self.config.quantization)
+    return (audio_input_tokens(buckets), batch["frames"], batch["frame_index"],
+            batch["frame_age"], press_frames_of(batch))
+
+  def init(self, rng: jax.Array, batch: dict) -> Any:
+    """Fresh conv-stack and WaveNet parameters; params["keysynth"] are the KeySynth run's."""
+    params = dict(super().init(rng, batch))
+    trained = load_keysynth_params(self.keysynth_run)
+    fresh = params["keysynth"]
+    shapes = lambda tree: jax.tree.map(lambda x: tuple(np.shape(x)), tree)
+    if (jax.tree.structure(trained) != jax.tree.structure(fresh)
+        or shapes(trained) != shapes(fresh)):
+      raise checkpointing.CheckpointError(
+          f"the parameters in {self.keysynth_run} do not fit its run.json's KeySynth on frames "
+          f"of shape {tuple(np.shape(batch['frames'])[2:])}: re-train the KeySynth on this data")
+    params["keysynth"] = jax.tree.map(lambda t, f: jnp.asarray(t, f.dtype), trained, fresh)
+    return params
+
+  def loss(self, params: Any, batch: dict, *, train: bool,
+           keys: jax.Array | None = None) -> tuple[jax.Array, dict[str, jax.Array]]:
+    """Teacher-forced softmax cross-entropy in nats per sample (audio-input dropout when `train`;
+    keys: (B,) per-example keys). The KeySynth parameters get no gradient."""
+    params = {**params, "keysynth": jax.lax.stop_gradient(params["keysynth"])}
+    buckets = audio_lib.quantize(batch["audio"], self.config.quantization)
+    rate = self.config.wavenet.audio_dropout if train else 0.0
+    tokens = audio_input_tokens(buckets, rate, keys if rate > 0 else None)
+    logits = self.module.apply({"params": params}, tokens, batch["frames"], batch["frame_index"],
+                               batch["frame_age"], press_frames_of(batch))
+    ce = optax.softmax_cross_entropy_with_integer_labels(logits, buckets)
+    accuracy = jnp.mean(jnp.argmax(logits, -1) == buckets)
+    loss = jnp.mean(ce)
+    return loss, {"loss": loss, "cross_entropy": loss, "accuracy": accuracy}
+
+  def conditioning(self, params: Any, frames: Any, frame_index: Any, frame_age: Any,
+                   press_frames: Any = True) -> jax.Array:
+    """The per-sample features float32 (B, T, D) the WaveNet is conditioned on (one KeySynth
+    pass and the conv stack)."""
+    frames = jnp.asarray(frames)
+    press = jnp.broadcast_to(jnp.asarray(press_frames, jnp.bool_), frames.shape[:1])
+    return _conditioning(self.module, params, frames, jnp.asarray(frame_index, jnp.int32),
+                         jnp.asarray(frame_age, jnp.int32), press)
+
+  def generate(self, params: Any, frames: Any, frame_index: Any, frame_age: Any, *,
+               seed: int = 0, temperature: float = 1.0, greedy: bool = False,
+               true_audio: Any = None, example_ids: Any = None,
+               press_frames: Any = True) -> GeneratedAudio:
+    """KeySynth's audio for the whole clip, then the WaveNet sampled on it autoregressively
+    (`autoregressive.generate`: same seed / temperature / greedy / example_ids semantics as the
+    method's WaveNet; free-running cross-entropy of `true_audio` when given)."""
+    features = self.conditioning(params, frames, frame_index, frame_age, press_frames)
+    out = autoregressive.generate(self.module.wavenet, params["wavenet"], frames, frame_index,
+                                  frame_age, temperature=temperature, seed=seed, greedy=greedy,
+                                  true_audio=true_audio, example_ids=example_ids,
+                                  quantization=self.config.quantization, sample_cond=features)
+    return GeneratedAudio(audio=jnp.clip(out.audio, -1.0, 1.0), cross_entropy=out.cross_entropy)
+
+
+@functools.partial(jax.jit, static_argnames=("module",))
+def _conditioning(module: Vocoder, params: Any, frames: jax.Array, frame_index: jax.Array,
+                  frame_age: jax.Array, press_frames: jax.Array) -> jax.Array:
+  return module.apply({"params": params}, frames, frame_index, frame_age, press_frames,
+                      method=Vocoder.conditioning)
