@@ -19,7 +19,10 @@ instrument played by a learned key reader:
    frame does not show pressed is silent, so the pitch of the output is the video's by
    construction and the MLP learns the instrument (attack, decay, spectrum by register) from the
    audio. The last input is the re-strike cue: sparse video has a frame at every press, so a new
-   frame that shows no new key means a held key was struck again, which no image can show;
+   frame that shows no new key means a held key was struck again, which no image can show.
+   Camera video (a frame every 1/fps s, `press_frames` False) is a clock, not events: the
+   re-strike cue and the held-over input are off, and generation rounds the key states
+   (`hard_held`, `press_kept`) so that a key keeps its press time from frame to frame;
 4. those amplitudes drive a harmonic oscillator bank (equal temperament, A4 = 440 Hz, partials
    below 0.95 x Nyquist), interpolated linearly between control points; per control block this
    is two matmuls with fixed (partials x hop) cosine/sine tables, so the synthesis costs
