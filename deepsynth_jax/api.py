@@ -84,18 +84,19 @@ def sample(frames: Any, frame_times: Any = None, fps: float | None = None, *,
     checkpointing.CheckpointError: `checkpoint` is not a run directory or has no checkpoint.
   """
   run = _resolve_run(checkpoint, params, config)
-  frames = _as_frames(frames, dense=fps is not None)
+  dense = fps is not None
+  frames = _as_frames(frames, dense=dense)
   starts, num_samples = _frame_starts(frames.shape[0], frame_times, fps, seconds, run)
-  frames = _fit_frame_size(frames, run, dense=fps is not None)
+  frames = _fit_frame_size(frames, run)
   keep = int(np.sum(starts < num_samples))  # frames that become current inside the clip
   frames, starts = frames[:keep], starts[:keep]
   index, age = frame_timing.frame_index_and_age(starts, num_samples)
   _check_sampling_args(temperature, seed)
-  _warn_frame_mode_mismatch(run, dense=fps is not None)
+  _warn_frame_mode_mismatch(run, dense=dense)
   if run.generator.autoregressive:  # a scan per length: pad so that lengths recur
     frames, index, age = _pad_for_compilation(frames, index, age, run.sample_rate)
   audio, _ = run.generate(frames[None], index[None], age[None], temperature=temperature,
-                          seed=seed, greedy=greedy, press_frames=fps is None)
+                          seed=seed, greedy=greedy, press_frames=not dense)
   return audio[0, :num_samples]
 
 
@@ -216,10 +217,9 @@ def _frame_starts(num_frames: int, frame_times: Any, fps: Any, seconds: Any,
   return starts, num_samples
 
 
-def _fit_frame_size(frames: np.ndarray, run: Run, dense: bool) -> np.ndarray:
+def _fit_frame_size(frames: np.ndarray, run: Run) -> np.ndarray:
   """Frames at the model's size: RGB video is converted to grayscale, and frames of another size
-  are resized to the model's (`input_pipeline.resize_frames`)."""
-  del dense  # either kind of video is resized the same way
+  (sparse or dense alike) are resized to the model's (`input_pipeline.resize_frames`)."""
   target = run.frame_shape
   if frames.ndim == 4 or (target is not None and frames.shape[1:] != target):
     if target is None:

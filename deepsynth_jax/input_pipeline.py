@@ -339,7 +339,7 @@ def resize_frames(frames: np.ndarray, size: tuple[int, int]) -> np.ndarray:
   `size` (h, w): RGB to luma, then bilinear resampling with antialiasing (PIL). Frames already
   grayscale at `size` are returned as they are."""
   frames = np.asarray(frames, np.uint8)
-  rgb = frames.ndim >= 3 and frames.shape[-1] == 3 and frames.ndim >= 4
+  rgb = frames.ndim >= 4 and frames.shape[-1] == 3
   lead = frames.shape[:-3] if rgb else frames.shape[:-2]
   h, w = int(size[0]), int(size[1])
   if not rgb and frames.shape[-2:] == (h, w):

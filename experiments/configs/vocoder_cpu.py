@@ -15,11 +15,8 @@ from experiments.configs import cpu
 def get_config():
   config = cpu.get_config()
   config.model = "vocoder"
-  config.vocoder.keysynth_run = "models/demo_keysynth"
-  config.vocoder.cond_layers = 2
-  config.vocoder.cond_channels = 32
-  config.vocoder.cond_kernel = 9
-  config.vocoder.frame_encoder = False
+  # config.vocoder as in default.py: models/demo_keysynth, 2 conv layers x 32, kernel 9, no
+  # frame encoder.
   # The video reaches the WaveNet through KeySynth's audio only: no frame timing features either.
   config.conditioning.use_frame_age = False
   # 10 layers (dilations 1 .. 512: 1025 samples, 0.26 s of past audio) x 48 channels.
@@ -29,14 +26,12 @@ def get_config():
   config.wavenet.skip_channels = 48
   # The method's best dropout: the notes must come from the conditioning, not the audio history.
   config.wavenet.audio_dropout = 0.75
-  config.batch_size = 8
   config.crop_samples = 3000
   # 20 epochs of 43 steps (346 train clips): 860 steps. Measured at ~3.3 s/step on 2 cores shared
   # with another training (~0.3 steps/s), i.e. <= 50 min of steps plus ~20 cheap validations.
   config.num_epochs = 20
   config.optimizer.learning_rate = 2e-3
   config.optimizer.warmup_steps = 50
-  config.optimizer.schedule = "cosine"
   # Free-running validation (the method's metric) on a few clips, so that epochs stay cheap.
   config.eval.selection_metric = "free_running"
   config.eval.num_examples = 8
