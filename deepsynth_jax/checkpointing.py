@@ -231,6 +231,15 @@ class RunCheckpoints:
     restored = self._restore(self.latest, step, abstract_state)
     return restored["state"], restored["progress"]
 
+  def restore_latest_params(self) -> tuple[Any, dict]:
+    """(params, progress) of the newest committed checkpoint (the end of training, or where it
+    stopped), whatever the selection metric says."""
+    step = self.latest.latest_step()
+    if step is None:
+      raise CheckpointError(f"{self.workdir} has no committed checkpoint yet; train first")
+    restored = self._restore(self.latest, step)
+    return restored["state"]["params"], restored["progress"]
+
   def restore_best_params(self) -> tuple[Any, dict]:
     """(params, progress) of the best checkpoint (falls back to the latest one)."""
     for manager in (self.best, self.latest):

@@ -1,16 +1,20 @@
 r"""Generation speed of the sampler: samples/s, real-time factor, and speed-up over the naive one.
 
-  python -m experiments.bench_sampler [--configs=cpu,l7_c128,l7_c256,l10_c256,l10_c512,keysynth]
+  python -m experiments.bench_sampler [--configs=cpu,l7_c128,l7_c256,l10_c256,l10_c512,parallel]
       [--batch_sizes=1,16,64] [--naive_configs=cpu,l7_c128,l7_c256] [--repeats=2]
+      [--clip_seconds=5] [--clip_frames=30,150]
 
 For each config and batch size, times its generator's `generate` (compilation excluded, best of
 --repeats runs) on random-init parameters (speed does not depend on training). An autoregressive
 generator (the WaveNet: one jitted `lax.scan` over the cached incremental forward) is given the
 frame conditioning computed beforehand, so that the figure is the autoregressive sampling itself,
 comparable with the PyTorch reference (which is given its conditioning at audio rate); a one-pass
-generator (keysynth) is timed from the frames. The frame encoder runs once per frame, not per
-sample; its cost is printed separately (frames/s, batches of 64 frames): with sparse video at
-about 8 frames per second of audio it adds 8 / (frames/s) seconds per second of audio.
+generator (`parallel`: the default KeySynth) is timed from the frames, key reader included, on
+whole clips of --clip_seconds with each of --clip_frames frames per clip (30: sparse press frames,
+about 6 per second of audio in the 20 songs; 150: 30 fps camera video). The WaveNet's frame
+encoder runs once per frame, not per sample; its cost is printed separately (frames/s, batches
+of 64 frames): with sparse video at about 8 frames per second of audio it adds 8 / (frames/s)
+seconds per second of audio.
 
 samples/s is wall-clock; "per CPU-s" divides by the process's CPU time instead, which moves less
 when other jobs share the 2 cores (XLA runs this loop on one thread, so on an idle machine the
@@ -21,8 +25,9 @@ receptive field at every step) is timed for a run as long as its receptive field
 step does its steady-state work.
 
 Configs: `cpu` (experiments/configs/cpu.py, 7 x 64), `lL_cC` (L layers x C channels with the
-Table 1 encoder and conditioning, i.e. the Table 1 settings without their dropout), `keysynth`
-(experiments/configs/keysynth_cpu.py).
+Table 1 encoder and conditioning, i.e. the Table 1 settings without their dropout), `parallel`
+(experiments/configs/keysynth_cpu.py: the instrument plays `keysynth.max_voices` = 16 voices) and
+`parallel_all_keys` (the same, all 88 keys through the instrument, as before voices).
 Reference (../shared/TARGETS.md, this machine kind, 2 cores): a public PyTorch WaveNet generates
 7 x 128 at 955-1,763 samples/s at batch 1 and 8,728-16,918 at batch 16, and 10 x 512 at 110-200;
 our targets are 40,000, 150,000 and 1,500.
@@ -54,8 +59,12 @@ from deepsynth_jax.models import autoregressive
 from experiments import peak
 from experiments.configs import cpu, keysynth_cpu, table1
 
-flags.DEFINE_list("configs", ["cpu", "l7_c128", "l7_c256", "l10_c256", "l10_c512", "keysynth"],
-                  "cpu, lL_cC (L layers x C channels, Table 1 encoder) or keysynth.")
+flags.DEFINE_list("configs", ["cpu", "l7_c128", "l7_c256", "l10_c256", "l10_c512", "parallel"],
+                  "cpu, lL_cC (L layers x C channels, Table 1 encoder), parallel (the default "
+                  "KeySynth; `keysynth` is another name for it) or parallel_all_keys.")
+flags.DEFINE_float("clip_seconds", 5.0, "Clip length of a one-pass (parallel) generator's run.")
+flags.DEFINE_list("clip_frames", ["30", "150"],
+                  "Frames per clip for a one-pass generator (30: sparse, 150: 30 fps).")
 flags.DEFINE_list("batch_sizes", ["1", "16", "64"], "Batch sizes (clips generated at once).")
 flags.DEFINE_list("naive_configs", ["cpu", "l7_c128", "l7_c256"],
                   "Configs whose naive sampler is timed (batch 1).")
@@ -67,7 +76,8 @@ FLAGS = flags.FLAGS
 
 HEIGHT, WIDTH = 32, 208
 SAMPLE_RATE = 4000
-TARGETS = {("l7_c128", 1): 40_000, ("l7_c128", 16): 150_000, ("l10_c512", 1): 1_500}
+TARGETS = {("l7_c128", 1): 40_000, ("l7_c128", 16): 150_000, ("l10_c512", 1): 1_500,
+           ("parallel", 1): 200 * SAMPLE_RATE, ("parallel", 16): 1000 * SAMPLE_RATE}
 PYTORCH = {("l7_c128", 1): "955-1,763", ("l7_c128", 16): "8,728-16,918",
            ("l10_c512", 1): "110-200"}
 
@@ -76,13 +86,18 @@ def config_for(name: str) -> ml_collections.ConfigDict:
   """The config a --configs name stands for."""
   if name == "cpu":
     return cpu.get_config()
-  if name == "keysynth":
+  if name in ("parallel", "keysynth"):
     return keysynth_cpu.get_config()
+  if name == "parallel_all_keys":
+    config = keysynth_cpu.get_config()
+    config.keysynth.max_voices = 0
+    return config
   try:
     layers, channels = (int(x) for x in name[1:].split("_c"))
     assert name.startswith("l")
   except (ValueError, AssertionError):
-    raise app.UsageError(f"unknown config {name!r}; use cpu, keysynth or lL_cC, e.g. "
+    raise app.UsageError(f"unknown config {name!r}; use cpu, parallel, parallel_all_keys or "
+                         "lL_cC, e.g. "
                          "l10_c512") from None
   return table1.get_config(f"drop75_l{layers}_c{channels}")
 
@@ -112,13 +127,16 @@ def step_flops(module: Any, params: Any, batch: int) -> float | None:
       params, state, token, cond_t, token)
 
 
-def clips(batch: int, length: int, seed: int = 0):
-  """One synthetic frame per clip (B, 1, H, W), and per-sample frame index/age (B, T)."""
+def clips(batch: int, length: int, num_frames: int = 1, seed: int = 0):
+  """Synthetic frames uint8 (B, F, H, W), evenly spaced over the clip, and per-sample frame
+  index / age int32 (B, T)."""
   rng = np.random.default_rng(seed)
-  frames = rng.integers(0, 256, (batch, 1, HEIGHT, WIDTH)).astype(np.uint8)
-  index = jnp.zeros((batch, length), jnp.int32)
-  age = jnp.asarray(np.tile(np.arange(length, dtype=np.int32), (batch, 1)))
-  return jnp.asarray(frames), index, age
+  frames = rng.integers(0, 256, (batch, num_frames, HEIGHT, WIDTH)).astype(np.uint8)
+  t = np.arange(length)
+  index = t * num_frames // length
+  age = t - np.ceil(index * length / num_frames).astype(np.int64)
+  tile = lambda x: jnp.asarray(np.tile(x.astype(np.int32), (batch, 1)))
+  return jnp.asarray(frames), tile(index), tile(age)
 
 
 def bench_encoder(module: Any, params: Any, count: int = 64) -> float:
@@ -148,16 +166,18 @@ def best_time(fn, repeats: int) -> tuple[float, float, float]:
   return first, min(wall), min(cpu_s)
 
 
-def bench_generate(generator: models.Generator, params: Any, batch: int) -> dict:
-  """Samples/s of `generator.generate` at `batch`, and its FLOPs per generated sample."""
+def bench_generate(generator: models.Generator, params: Any, batch: int,
+                   num_frames: int = 1) -> dict:
+  """Samples/s of `generator.generate` at `batch`, and its FLOPs per generated sample. An
+  autoregressive generator runs as many steps as --gflop_per_run sets, a one-pass one a whole clip
+  of --clip_seconds with `num_frames` frames."""
   if generator.autoregressive:
     flops = step_flops(generator.module, params, batch)
     flops = None if flops is None else flops / batch
-    per_sample = flops or 1e6
+    steps = int(np.clip(FLAGS.gflop_per_run * 1e9 / (batch * (flops or 1e6)), 100, 4000))
   else:
-    per_sample = 1e6  # sets the run length only: a one-pass run is one clip of `steps` samples
-  steps = int(np.clip(FLAGS.gflop_per_run * 1e9 / (batch * per_sample), 100, 4000))
-  frames, index, age = clips(batch, steps)
+    steps = round(FLAGS.clip_seconds * SAMPLE_RATE)
+  frames, index, age = clips(batch, steps, num_frames)
   if generator.autoregressive:
     frames = jax.block_until_ready(_conditioning(generator.module, params, frames))
   else:
@@ -192,10 +212,10 @@ def main(argv):
         f"load average {load:.1f} at start; jax {jax.__version__} on {jax.devices()[0]}; "
         f"unroll {FLAGS.unroll}")
   print(peak.peak_line(peak_flops))
-  print("| config | layers x channels | batch | samples/s | x real time (4 kHz) | per CPU-s "
-        "| MFLOP/sample | GFLOP/s | of peak | steps timed | compile (s) | target | "
+  print("| config | layers x channels | frames per clip | batch | samples/s | x real time (4 kHz) "
+        "| per CPU-s | MFLOP/sample | GFLOP/s | of peak | steps timed | compile (s) | target | "
         "public PyTorch |")
-  print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+  print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
   encoder = {}
   fast_b1 = {}
   for name in FLAGS.configs:
@@ -203,19 +223,22 @@ def main(argv):
     params = random_params(generator)
     if generator.autoregressive:
       encoder[name] = bench_encoder(generator.module, params)
-    for batch in (int(b) for b in FLAGS.batch_sizes):
-      r = bench_generate(generator, params, batch)
-      if batch == 1:
-        fast_b1[name] = r["sps"]
-      target = TARGETS.get((name, batch))
-      flop_s = None if r["flops"] is None else r["sps"] * r["flops"]
-      mflop = "-" if r["flops"] is None else f"{r['flops'] / 1e6:.2f}"
-      gflop_s = "-" if flop_s is None else f"{flop_s / 1e9:.1f}"
-      print(f"| {name} | {peak.model_size(generator.module)} | {batch} | {r['sps']:,.0f} | "
-            f"{r['sps'] / SAMPLE_RATE:.2f} | {r['cpu_sps']:,.0f} | "
-            f"{mflop} | {gflop_s} | {peak.fraction(flop_s, peak_flops)} | "
-            f"{r['steps']} | {r['compile_s']:.1f} | {f'>= {target:,}' if target else '-'} | "
-            f"{PYTORCH.get((name, batch), '-')} |", flush=True)
+    frame_counts = [1] if generator.autoregressive else [int(f) for f in FLAGS.clip_frames]
+    for num_frames in frame_counts:
+      for batch in (int(b) for b in FLAGS.batch_sizes):
+        r = bench_generate(generator, params, batch, num_frames)
+        if batch == 1:
+          fast_b1.setdefault(name, r["sps"])
+        target = TARGETS.get(("parallel" if name == "keysynth" else name, batch))
+        flop_s = None if r["flops"] is None else r["sps"] * r["flops"]
+        mflop = "-" if r["flops"] is None else f"{r['flops'] / 1e6:.2f}"
+        gflop_s = "-" if flop_s is None else f"{flop_s / 1e9:.1f}"
+        frames = "given" if generator.autoregressive else num_frames  # see the module docstring
+        print(f"| {name} | {peak.model_size(generator.module)} | {frames} | {batch} | "
+              f"{r['sps']:,.0f} | {r['sps'] / SAMPLE_RATE:.2f} | {r['cpu_sps']:,.0f} | "
+              f"{mflop} | {gflop_s} | {peak.fraction(flop_s, peak_flops)} | "
+              f"{r['steps']} | {r['compile_s']:.1f} | {f'>= {target:,}' if target else '-'} | "
+              f"{PYTORCH.get((name, batch), '-')} |", flush=True)
 
   print("\n| config | frame encoder (frames/s) |\n|---|---:|")
   for name, fps in encoder.items():

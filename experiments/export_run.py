@@ -6,6 +6,9 @@ The folder is itself a valid workdir for `sample()`, `python -m deepsynth_jax.ev
 `python -m deepsynth_jax.play`: run.json, best/<step>/ (parameters only; no optimizer state), the
 training metrics (metrics.jsonl) and, if given, the training log. This is how the checkpoints that
 ship in models/ were made: each one's README.md names the command that trained it.
+
+--generation sets config fields that change only how the model generates, never what it learned
+(GENERATION_SETTINGS, e.g. `--generation=keysynth.max_voices=16`); the README.md names them.
 """
 
 from __future__ import annotations
@@ -22,23 +25,64 @@ flags.DEFINE_string("workdir", None, "Trained run directory.")
 flags.DEFINE_string("out", None, "Output model folder (replaced).")
 flags.DEFINE_string("log", None, "Training log file to ship beside the checkpoint.")
 flags.DEFINE_string("command", None, "The command line that trained the run (for README.md).")
+flags.DEFINE_enum("checkpoint", "best", ["best", "latest"],
+                  "Export the best checkpoint (by the run's selection metric) or the latest one.")
+flags.DEFINE_list("generation", [], "FIELD=VALUE generation-only settings to set in the exported "
+                  "run.json (one of GENERATION_SETTINGS).")
 FLAGS = flags.FLAGS
+
+# Config fields that only generation (and validation) read: training ignores them, so setting
+# them at export changes how the exported model plays, not what it learned.
+GENERATION_SETTINGS = {"keysynth.max_voices": int}
+
+
+def parse_generation(items: list[str]) -> dict[str, object]:
+  """'field=value' strings -> {field: value}, each field one of GENERATION_SETTINGS.
+
+  Raises:
+    ValueError: an item is not field=value, names another field, or has a bad value.
+  """
+  settings = {}
+  for item in items:
+    field, sep, value = item.partition("=")
+    if not sep or field not in GENERATION_SETTINGS:
+      raise ValueError(f"--generation={item}: give FIELD=VALUE with FIELD one of "
+                       f"{', '.join(sorted(GENERATION_SETTINGS))}")
+    try:
+      settings[field] = GENERATION_SETTINGS[field](value)
+    except ValueError:
+      raise ValueError(f"--generation={item}: {value!r} is not a "
+                       f"{GENERATION_SETTINGS[field].__name__}") from None
+  return settings
 
 
 def export_run(workdir: str, out: str, *, log: str | None = None,
-               command: str | None = None) -> int:
-  """Writes `out` from the best checkpoint of `workdir`; returns the exported step."""
+               command: str | None = None, generation: dict[str, object] | None = None,
+               checkpoint: str = "best") -> int:
+  """Writes `out` from the best (or, with checkpoint="latest", the newest) checkpoint of
+  `workdir`, with `generation` settings ({"section.field": value}, see `parse_generation`) set in
+  its run.json; returns the exported step."""
   record = checkpointing.read_run_record(workdir)
+  for field, value in (generation or {}).items():
+    section, name = field.split(".")
+    record["config"][section][name] = value
   source = checkpointing.RunCheckpoints(workdir, read_only=True)
-  params, progress = source.restore_best_params()
-  step = int(progress["step"]) if progress.get("best_step") is None else int(progress["best_step"])
+  if checkpoint == "latest":
+    params, progress = source.restore_latest_params()
+    step = int(progress["step"])
+  else:
+    params, progress = source.restore_best_params()
+    step = (int(progress["step"]) if progress.get("best_step") is None
+            else int(progress["best_step"]))
   source.close()
   tmp = f"{out.rstrip('/')}.tmp-{os.getpid()}"
   shutil.rmtree(tmp, ignore_errors=True)
   os.makedirs(tmp)
   checkpointing.write_json_atomic(os.path.join(tmp, checkpointing.RUN_RECORD), record)
   target = checkpointing.RunCheckpoints(tmp)
-  progress = {**progress, "exported_from": os.path.abspath(workdir), "exported_step": step}
+  # The exported checkpoint is the folder's "best" (what `runs.load_run` reports as its step).
+  progress = {**progress, "exported_from": os.path.abspath(workdir), "exported_step": step,
+              "best_step": step, "run_best_step": progress.get("best_step")}
   target.best.save(step, args=ocp.args.Composite(state=ocp.args.StandardSave({"params": params}),
                                                  progress=ocp.args.JsonSave(progress)),
                    metrics={"selection_loss": float(progress.get("best_selection_loss") or 0.0)})
@@ -50,12 +94,17 @@ def export_run(workdir: str, out: str, *, log: str | None = None,
     shutil.copy(metrics, os.path.join(tmp, "metrics.jsonl"))
   if log:
     shutil.copy(log, os.path.join(tmp, "train.log"))
+  export_cmd = (f"python -m experiments.export_run --workdir={workdir} --out={out}"
+                + (" --checkpoint=latest" if checkpoint == "latest" else "")
+                + "".join(f" --generation={k}={v}" for k, v in (generation or {}).items()))
   with open(os.path.join(tmp, "README.md"), "w") as f:
     f.write(f"# Exported DeepSynth model ({record['config']['model']})\n\n"
-            f"Best checkpoint (step {step}) of a run trained with:\n\n"
+            f"{'Latest' if checkpoint == 'latest' else 'Best'} checkpoint (step {step}) of a run "
+            "trained with:\n\n"
             f"    {command or '(command not recorded)'}\n\n"
-            f"exported with `python -m experiments.export_run --workdir={workdir} --out={out}`.\n"
-            f"Validation history: see metrics.jsonl (rows with split=validation)"
+            f"exported with `{export_cmd}`"
+            + (" (generation-only settings: training never read them)" if generation else "")
+            + ".\nValidation history: see metrics.jsonl (rows with split=validation)"
             + (" and train.log" if log else "") + ".\n")
   if os.path.exists(out):
     shutil.rmtree(out)
@@ -68,7 +117,12 @@ def main(argv):
   console.quiet_library_chatter()
   if not FLAGS.workdir or not FLAGS.out:
     raise app.UsageError("give --workdir=RUN --out=FOLDER")
-  step = export_run(FLAGS.workdir, FLAGS.out, log=FLAGS.log, command=FLAGS.command)
+  try:
+    generation = parse_generation(FLAGS.generation)
+  except ValueError as e:
+    raise app.UsageError(str(e)) from None
+  step = export_run(FLAGS.workdir, FLAGS.out, log=FLAGS.log, command=FLAGS.command,
+                    generation=generation, checkpoint=FLAGS.checkpoint)
   print(f"exported step {step} of {FLAGS.workdir} to {FLAGS.out}")
 
 

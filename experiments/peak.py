@@ -74,5 +74,8 @@ def model_size(module: Any) -> str:
   for layers, channels, what in (("num_layers", "channels", ""),
                                  ("envelope_layers", "envelope_hidden", " (envelope MLP)")):
     if hasattr(module, layers) and hasattr(module, channels):
+      voices = getattr(module, "max_voices", None)
+      if voices is not None:
+        what += f", {voices or 'all 88'} voices"
       return f"{getattr(module, layers)} x {getattr(module, channels)}{what}"
   return "-"

@@ -19,6 +19,8 @@ from test_api import make_run_dir  # noqa: E402  (a run directory with random pa
 
 from deepsynth_jax import instrument
 
+pytestmark = pytest.mark.serial  # the stream keeps real time: run alone, not beside other tests
+
 TIMEOUT = 30.0
 
 

@@ -28,9 +28,12 @@ from experiments.configs import test as test_config
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMEDRIVER = "/usr/bin/chromedriver"
-pytestmark = pytest.mark.skipif(
-    not (os.path.exists(CHROMIUM) and os.path.exists(CHROMEDRIVER)),
-    reason="chromium and chromium-driver are not installed (scripts/setup.sh installs them)")
+pytestmark = [
+    pytest.mark.serial,  # real time: a busy core makes the browser's notes late
+    pytest.mark.skipif(
+        not (os.path.exists(CHROMIUM) and os.path.exists(CHROMEDRIVER)),
+        reason="chromium and chromium-driver are not installed (scripts/setup.sh installs them)"),
+]
 
 # The melody: (computer key, MIDI pitch) with the octave at C4; the last note is clicked.
 MELODY = [("z", 60), ("c", 64), ("b", 67), (None, 72)]

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import os
+
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
 from data_gen import frame_timing, keyboard
-from deepsynth_jax import audio_teacher, checkpointing, models, train
+from deepsynth_jax import audio_teacher, checkpointing, models, runs, train
 from deepsynth_jax.models import key_reader
 from deepsynth_jax.models import keysynth as pm
 from deepsynth_jax.models.frame_encoder import previous_frame_rows
+from experiments import export_run
 from experiments.configs import test as test_config
 
 
@@ -113,6 +116,54 @@ def test_a_pressed_key_sounds_at_its_pitch(key):
   peaks = freqs[spectrum > 0.2 * spectrum.max()]
   assert np.all(np.min(np.abs(peaks[:, None] - fundamental * np.arange(1, 3)[None]), axis=1) < 3)
   assert np.any(np.abs(peaks - fundamental) < 3)
+
+
+def _keys_with_floor(pressed_keys: list[int], floor: float) -> np.ndarray:
+  """Reader biases: `pressed_keys` at p ~ 1, every other key at sigmoid bias = `floor`."""
+  bias = np.full(88, np.log(floor / (1 - floor)) if floor > 0 else -30.0)
+  bias[pressed_keys] = 30.0
+  return bias
+
+
+def test_voices_play_the_most_pressed_keys_and_drop_only_the_rest():
+  chord = [39, 43, 46, 51]
+  model, params, inputs = _model_and_params(_keys_with_floor(chord, 0.0), t=2000)
+  all_keys = np.asarray(model.clone(max_voices=0).apply({"params": params}, *inputs))
+  assert np.abs(all_keys).max() > 1e-3
+  # Every sounding key has a voice: the same audio (up to float summation order).
+  for voices in (4, 16, 88):
+    voiced = np.asarray(model.clone(max_voices=voices).apply({"params": params}, *inputs))
+    np.testing.assert_allclose(voiced, all_keys, atol=1e-6)
+  # Fewer voices than keys down: the instrument drops keys, never invents them.
+  dropped = np.asarray(model.clone(max_voices=2).apply({"params": params}, *inputs))
+  assert 0.1 < np.sqrt(np.mean(dropped ** 2) / np.mean(all_keys ** 2)) < 0.95
+  # A reader's small probability for every other key is what voices leave out: the 84 silent
+  # keys at p = 0.01 add a quiet chorus to the all-keys audio only. (Camera frames: the re-strike
+  # cue, which every key's p enters, is off.)
+  clean = np.asarray(model.apply({"params": params}, *inputs, False))
+  model, params, inputs = _model_and_params(_keys_with_floor(chord, 0.01), t=2000)
+  floor = np.asarray(model.clone(max_voices=0).apply({"params": params}, *inputs, False))
+  voiced = np.asarray(model.clone(max_voices=4).apply({"params": params}, *inputs, False))
+  np.testing.assert_allclose(voiced, clean, atol=1e-5)
+  assert np.abs(floor - clean).max() > 1e-3
+
+
+def test_training_hears_every_key_whatever_the_voices():
+  """The loss plays all 88 keys in training (a key the reader does not press yet still gets a
+  gradient from the audio), the voices in validation."""
+  config = _labelled_config()
+  config.keysynth.teacher_forced_keys = False
+  config.keysynth.key_weight = 0.0
+  config.keysynth.max_voices = 2
+  generator = models.build_generator(config)
+  assert generator.module.max_voices == 2
+  model, params, inputs = _model_and_params(_keys_with_floor([39, 43, 46, 51], 0.0), t=2000)
+  batch = {"frames": inputs[0], "frame_index": inputs[1], "frame_age": inputs[2],
+           "audio": jnp.asarray(model.clone(max_voices=0).apply({"params": params}, *inputs))}
+  module = generator.module
+  train_loss = pm.loss_fn(module, params, batch, config, train=True)[1]["l1"]
+  eval_loss = pm.loss_fn(module, params, batch, config, train=False)[1]["l1"]
+  assert float(train_loss) < 1e-6 < float(eval_loss)
 
 
 @pytest.fixture
@@ -246,3 +297,19 @@ def test_training_records_what_the_model_learned_from(tiny_data_dir, tmp_path):
   assert facts == {"uses_key_labels": False, "frame_mode": "sparse"}
   # What train writes is the generator's own account (a labelled config says so).
   assert models.build_generator(_labelled_config()).uses_key_labels
+  # An export may change how the model plays (generation-only settings), nothing else.
+  out = str(tmp_path / "model")
+  export_run.export_run(str(tmp_path / "run"), out,
+                        generation=export_run.parse_generation(["keysynth.max_voices=2"]))
+  exported = runs.load_run(out)
+  assert exported.generator.module.max_voices == 2
+  assert runs.load_run(str(tmp_path / "run")).generator.module.max_voices == 16
+  assert "--generation=keysynth.max_voices=2" in open(os.path.join(out, "README.md")).read()
+  latest = export_run.export_run(str(tmp_path / "run"), str(tmp_path / "latest"),
+                                 checkpoint="latest")
+  assert latest == runs.load_run(str(tmp_path / "latest")).step == 1
+  assert "Latest checkpoint (step 1)" in open(
+      os.path.join(tmp_path / "latest", "README.md")).read()
+  for bad in (["keysynth.envelope_hidden=8"], ["keysynth.max_voices"], ["keysynth.max_voices=x"]):
+    with pytest.raises(ValueError, match="--generation"):
+      export_run.parse_generation(bad)

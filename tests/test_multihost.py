@@ -23,6 +23,8 @@ import pytest
 from deepsynth_jax import checkpointing, train
 from experiments.configs import test as test_config
 
+pytestmark = pytest.mark.serial  # two processes with a hang guard: not beside other tests
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 STEPS = 3
 # Hang guard. The test takes ~100 CPU-s (mostly compiling): ~60 s on 2 idle cores, ~110 s under

@@ -22,7 +22,10 @@ instrument played by a learned key reader:
    frame that shows no new key means a held key was struck again, which no image can show.
    Camera video (a frame every 1/fps s, `press_frames` False) is a clock, not events: the
    re-strike cue and the held-over input are off, and generation rounds the key states
-   (`hard_held`, `press_kept`) so that a key keeps its press time from frame to frame;
+   (`hard_held`, `press_kept`) so that a key keeps its press time from frame to frame. In
+   generation the MLP plays only the `max_voices` keys most likely pressed at each control point
+   (the others' p is the reader's floor of ~0.01, which otherwise plays a quiet chorus of every
+   key); training plays all 88;
 4. those amplitudes drive a harmonic oscillator bank (equal temperament, A4 = 440 Hz, partials
    below 0.95 x Nyquist), interpolated linearly between control points; per control block this
    is two matmuls with fixed (partials x hop) cosine/sine tables, so the synthesis costs
@@ -192,6 +195,10 @@ class KeySynth(nn.Module):
   # Key states rounded (p > 0.5) for `held_over` / `press_kept` in generation and validation
   # (training keeps them soft: `loss_fn`). Needed for camera video.
   hard_held: bool = False
+  # Voices: the instrument MLP plays only the `max_voices` most-pressed keys at each control point
+  # (0 = all 88) in generation and validation; training plays all 88 (`loss_fn`), so that the
+  # audio loss reaches keys the reader does not yet press.
+  max_voices: int = 0
 
   def setup(self):
     if self.reader == "placed":
@@ -247,20 +254,32 @@ class KeySynth(nn.Module):
                   frame_age: jax.Array, pressed: jax.Array) -> jax.Array:
     """The learned instrument at control points: partial amplitudes (B, P, M) from each key's
     age, held-over and pressed probabilities (B, P, 88) and, per point, the probability that its
-    frame shows no new key and that frame's age (B, P)."""
+    frame shows no new key and that frame's age (B, P). With `max_voices` = V the MLP runs on
+    the V keys with the highest pressed probability at each point only."""
+    pitch = jnp.asarray(pitch_features())                                   # (88, Fp)
+    voices = None
+    if 0 < self.max_voices < NUM_KEYS:
+      # The MLP plays V voices instead of 88 keys: a released key is silent (times p ~ 0), and a
+      # piano score has a handful of keys down at once (at most 10 in the 20 songs).
+      voices = jax.lax.top_k(pressed, self.max_voices)[1]                   # (B, P, V)
+      key_age, held, pressed = (jnp.take_along_axis(x, voices, axis=-1)
+                                for x in (key_age, held, pressed))
+      pitch = pitch[voices]                                                 # (B, P, V, Fp)
     restrike = (held * no_new_key[..., None])[..., None] * frame_age_features(
-        frame_age, self.sample_rate, self.num_age_features)[:, :, None]  # (B, P, 88, K)
-    pitch = pitch_features()
+        frame_age, self.sample_rate, self.num_age_features)[:, :, None]  # (B, P, V, K)
     x = jnp.concatenate([
         frame_age_features(key_age, self.sample_rate, self.num_age_features),
         restrike,
         held[..., None],
-        jnp.broadcast_to(pitch, (*key_age.shape, pitch.shape[1])),
+        jnp.broadcast_to(pitch, (*key_age.shape, pitch.shape[-1])),
     ], axis=-1)
     for layer in self.envelope:
       x = nn.relu(layer(x))
-    # (B, P, 88, H): a key the frame does not show pressed is silent.
+    # (B, P, V, H): a key the frame does not show pressed is silent.
     harmonics = nn.softplus(self.harmonics(x)) * pressed[..., None]
+    if voices is not None:  # back to the 88 keys; the others are silent
+      harmonics = jnp.einsum("bpvk,bpvh->bpkh",
+                             jax.nn.one_hot(voices, NUM_KEYS, dtype=harmonics.dtype), harmonics)
     key_of, number = oscillator_bank(self.sample_rate, self.num_harmonics)[1:]
     flat = harmonics.reshape((*harmonics.shape[:2], -1))
     return flat[..., key_of * self.num_harmonics + number - 1]
@@ -399,7 +418,7 @@ def loss_fn(model: KeySynth, params: Any, batch: dict,
   """
   variables = {"params": params}
   if train:  # soft key states in training: rounding them leaves the reader no gradient to grow p
-    model = model.clone(hard_held=False)
+    model = model.clone(hard_held=False, max_voices=0)  # and every key heard, voiced or not
   labelled = uses_key_labels(config)
   forced = batch["frame_keys"] if train and config.keysynth.teacher_forced_keys else None
   pred, logits = model.apply(variables, batch["frames"], batch["frame_index"],
@@ -463,7 +482,8 @@ class KeySynthGenerator(Generator):
                     key_hidden=c.key_hidden, num_age_features=config.conditioning.num_age_features,
                     sample_rate=self.sample_rate,
                     reader=c.get("reader", "columns"),  # runs made before the option: columns
-                    hard_held=c.get("hard_held", False))
+                    hard_held=c.get("hard_held", False),
+                    max_voices=c.get("max_voices", 0))  # runs made before the option: all 88
 
   @property
   def uses_key_labels(self) -> bool:

@@ -141,8 +141,10 @@ class VocoderGenerator(Generator):
                        "KeySynth's parameters inside the vocoder's; set it to 0")
     self.keysynth_run = os.path.expanduser(str(c.keysynth_run))
     record = checkpointing.read_run_record(self.keysynth_run)
-    keysynth = KeySynthGenerator(keysynth_run_config(record, self.keysynth_run, self.sample_rate),
-                                 self.sample_rate)
+    keysynth_config = keysynth_run_config(record, self.keysynth_run, self.sample_rate)
+    # The voices the vocoder was trained with, whatever the KeySynth run's record says now.
+    keysynth_config.keysynth.max_voices = int(c.get("keysynth_max_voices", 0))
+    keysynth = KeySynthGenerator(keysynth_config, self.sample_rate)
     recorded = checkpointing.learned_from(record)["uses_key_labels"]
     self._keysynth_uses_key_labels = (keysynth.uses_key_labels if recorded is None
                                       else bool(recorded))

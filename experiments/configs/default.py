@@ -78,6 +78,10 @@ def get_config() -> ml_collections.ConfigDict:
   # times (models/keysynth.py: press_kept): without it a held key's press time creeps towards
   # every new frame of camera video and released keys click at every frame. Training stays soft.
   config.keysynth.hard_held = False
+  # Generate (and validate) with the instrument MLP on the `max_voices` most-pressed keys at each
+  # control point only (0 = all 88; training always plays all 88). At most 10 keys are down at
+  # once in the 20 songs; 16 voices make the MLP 5.5x cheaper (experiments/bench_sampler.py).
+  config.keysynth.max_voices = 16
   # FFT sizes (samples) of the multi-resolution STFT loss.
   config.keysynth.stft_sizes = (64, 128, 256, 512)
 
@@ -116,6 +120,9 @@ def get_config() -> ml_collections.ConfigDict:
   config.vocoder.cond_kernel = 9
   # Also read the frames with the WaveNet's own frame encoder (encoder, conditioning sections).
   config.vocoder.frame_encoder = False
+  # Voices of the frozen KeySynth (its keysynth.max_voices; 0 = all 88 keys), fixed here so that
+  # the vocoder hears the KeySynth it was trained on whatever that run's record says.
+  config.vocoder.keysynth_max_voices = 0
 
   # Global batch size (examples per step over all devices and hosts).
   config.batch_size = 8
