@@ -36,7 +36,6 @@ from deepsynth_jax.models.frame_encoder import (
   FrameConditioning,
   FrameEncoder,
   frame_age_features,
-  gather_frames,
 )
 from deepsynth_jax.models.generator import GeneratedAudio, Generator
 
@@ -196,13 +195,19 @@ class WaveNet(nn.Module):
     (and the raw per-sample features (B, T, D) when `use_sample_cond`)."""
     self._check_sample_cond(sample_cond)
     x = self.input_conv(x)
-    age_cond = self._age_conditioning(frame_age)
+    gate = 2 * self.channels
+    # Each layer's frame conditioning reaches audio rate as a matmul with the one-hot of the
+    # current frame, not a gather: the gather's gradient is a scatter-add, which with the (B, T,
+    # L, 2C) age projection below took a third of a CPU training step. Same values.
+    current = jax.nn.one_hot(frame_index, frame_cond.shape[1], dtype=x.dtype)   # (B, T, F)
+    age = (frame_age_features(frame_age, self.sample_rate, self.num_age_features)
+           if self.use_frame_age else None)                                      # (B, T, K)
     sample_terms = None if sample_cond is None else self.sample_conditioning(sample_cond)
     skip = 0.0
     for i, (conv, out) in enumerate(zip(self.layer_convs, self.layer_outs)):
-      cond = gather_frames(frame_cond[:, :, i], frame_index)
-      if age_cond is not None:
-        cond = cond + age_cond[:, :, i]
+      cond = jnp.einsum("btf,bfg->btg", current, frame_cond[:, :, i])
+      if age is not None:  # layer i's columns of the projection `_age_conditioning` uses
+        cond = cond + age @ self.age_proj[:, i * gate:(i + 1) * gate]
       if sample_terms is not None:
         cond = cond + sample_terms[:, :, i]
       x, skip_i = self._gated_residual(conv(x) + cond, x, out)
