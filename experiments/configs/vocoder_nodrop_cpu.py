@@ -9,6 +9,10 @@ the notes; with dropout 0.75 the WaveNet must predict 3 samples in 4 without the
 KeySynth audio's partials, whose phases are not the piano's, cannot tell it the next sample: it
 learns a wide distribution and samples noise. Without dropout it can continue the waveform it has
 started, as a vocoder does, and take from the KeySynth audio when a note starts and which.
+
+Measured (2026-11-30, 40.9 min on 2 cores): teacher-forced CE 3.1 nats on the demo's test
+segments, but free-running it still generates noise with faint harmonic lines (onset / pitch F1
+0.51 / 0.04; README, "A WaveNet on the learned instrument").
 """
 
 from experiments.configs import vocoder_cpu
