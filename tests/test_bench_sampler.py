@@ -1,0 +1,20 @@
+"""The sampler benchmark's synthetic clips have the dataset's frame timing (experiments only)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from data_gen import frame_timing
+from experiments import bench_sampler
+
+
+@pytest.mark.parametrize("num_frames", [1, 30, 150])
+def test_clips_spread_their_frames_as_the_simulator_times_them(num_frames):
+  frames, index, age = bench_sampler.clips(2, 20_000, num_frames)
+  assert frames.shape == (2, num_frames, bench_sampler.HEIGHT, bench_sampler.WIDTH)
+  starts = np.ceil(np.arange(num_frames) * 20_000 / num_frames).astype(np.int64)
+  want_index, want_age = frame_timing.frame_index_and_age(starts, 20_000)
+  np.testing.assert_array_equal(np.asarray(index), np.tile(want_index, (2, 1)))
+  np.testing.assert_array_equal(np.asarray(age), np.tile(want_age, (2, 1)))
+  assert set(np.unique(np.asarray(index))) == set(range(num_frames))
