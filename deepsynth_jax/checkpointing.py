@@ -234,11 +234,11 @@ class RunCheckpoints:
   def restore_latest_params(self) -> tuple[Any, dict]:
     """(params, progress) of the newest committed checkpoint (the end of training, or where it
     stopped), whatever the selection metric says."""
-    step = self.latest.latest_step()
-    if step is None:
+    restored = self.restore_latest(None)
+    if restored is None:
       raise CheckpointError(f"{self.workdir} has no committed checkpoint yet; train first")
-    restored = self._restore(self.latest, step)
-    return restored["state"]["params"], restored["progress"]
+    state, progress = restored
+    return state["params"], progress
 
   def restore_best_params(self) -> tuple[Any, dict]:
     """(params, progress) of the best checkpoint (falls back to the latest one)."""
