@@ -20,7 +20,9 @@ import json
 import os
 from typing import Any
 
+import jax
 import ml_collections
+import numpy as np
 import orbax.checkpoint as ocp
 
 RUN_RECORD = "run.json"
@@ -253,6 +255,20 @@ class RunCheckpoints:
   def close(self) -> None:
     self.latest.close()
     self.best.close()
+
+
+def best_params(run_dir: str) -> Any:
+  """The best (else latest) parameters of a run directory, as numpy arrays.
+
+  Raises:
+    CheckpointError: it holds no committed checkpoint.
+  """
+  ckpts = RunCheckpoints(run_dir, read_only=True)
+  try:
+    params, _ = ckpts.restore_best_params()
+  finally:
+    ckpts.close()
+  return jax.tree.map(np.asarray, params)
 
 
 def _reason(e: BaseException) -> str:

@@ -57,7 +57,8 @@ def baseline_rows(baseline_dir: str, data: Any, split: str, indices: list[int],
 
 
 COMPARISON_COLUMNS = ("key labels", "training video", "teacher-forced CE", "free-running CE",
-                      "STFT distance", "onset F1", "pitch F1", "generation (x real time)")
+                      "STFT distance", "waveform corr.", "onset F1", "pitch F1",
+                      "generation (x real time)")
 
 
 def learned_from_text(learned_from: dict) -> str:
@@ -82,6 +83,7 @@ def comparison_table(results: dict[str, dict[str, Any]],
     labels = {True: "yes", False: "no"}.get(learned.get("uses_key_labels"), "-")
     lines.append(f"| {name} | {labels} | {learned.get('frame_mode', '-')} | "
                  f"{cell(tf)} | {cell(fr)} | {cell(music.get('stft_distance'))} | "
+                 f"{cell(music.get('waveform_correlation'))} | "
                  f"{cell(music.get('onset_f1'))} | {cell(music.get('pitch_f1'))} | "
                  f"{cell(speed, '.1f')} |")
 

@@ -286,7 +286,8 @@ class DeepSynthData:
     return n // global_batch if drop_remainder else -(-n // global_batch)
 
   def batches(self, split: str, batch_size: int, *, seed: int, epoch: int, start_batch: int = 0,
-              shuffle: bool = True, crop_samples: int | None = None, drop_remainder: bool = True,
+              shuffle: bool = True, crop_samples: int | None = None, crop_align: int = 1,
+              drop_remainder: bool = True,
               num_examples: int | None = None, process_index: int | None = None,
               process_count: int | None = None) -> Iterator[dict[str, np.ndarray]]:
     """Yields this process's batches of one epoch, from batch `start_batch` on.
@@ -298,6 +299,7 @@ class DeepSynthData:
       start_batch: first batch to yield (to resume mid-epoch).
       shuffle: permute the examples (else split order).
       crop_samples: L: cut each example to L samples at a seeded random offset.
+      crop_align: the offsets are multiples of this many samples (1: any offset).
       drop_remainder: drop a last incomplete global batch; otherwise it is split among processes
         in contiguous slices (possibly shorter, or empty on some process).
       num_examples: use only the first N examples of the split (before shuffling).
@@ -313,6 +315,8 @@ class DeepSynthData:
       raise ValueError(f"crop_samples={crop_samples} must be in [1, {t}]")
     if start_batch < 0:
       raise ValueError(f"start_batch={start_batch} must be >= 0")
+    if crop_align < 1:
+      raise ValueError(f"crop_align={crop_align} must be >= 1")
     if shuffle:
       order = np.random.default_rng([int(seed), int(epoch)]).permutation(n)
     else:
@@ -328,8 +332,9 @@ class DeepSynthData:
       for row, index in enumerate(mine.tolist()):
         offset = 0
         if crop_samples is not None and length < t:
-          offset = int(np.random.default_rng([int(seed), int(epoch), index, _CROP_STREAM])
-                       .integers(0, t - length + 1))
+          offset = crop_align * int(
+              np.random.default_rng([int(seed), int(epoch), index, _CROP_STREAM])
+              .integers(0, (t - length) // crop_align + 1))
         self._fill(split, index, out, row, offset, length)
       yield out
 

@@ -1,7 +1,7 @@
 r"""A playable instrument in the browser: play the simulated keyboard, hear the model live.
 
   make play                                                   # the shipped models
-  python -m deepsynth_jax.instrument --checkpoint=models/demo_keysynth --port=8765
+  python -m deepsynth_jax.instrument --checkpoint=models/demo_keysynth_phase --port=8765
 
 Starts a web server on 127.0.0.1 only and prints its URL. The page shows the simulator's keyboard
 (drawn from the simulator's released / pressed pictures and its pixel-to-key map) and is played
@@ -55,7 +55,8 @@ ASSETS = {"instrument.js": "text/javascript", "worklet.js": "text/javascript",
 RECORDING_FILES = {"performance.wav": "audio/wav", "keys.mid": "audio/midi",
                    "keyboard.mp4": "video/mp4"}
 # Shipped models, by the selector's name; the first present is the default.
-SHIPPED_MODELS = {"keysynth": "models/demo_keysynth",
+SHIPPED_MODELS = {"keysynth_phase": "models/demo_keysynth_phase",
+                  "keysynth": "models/demo_keysynth",
                   "keysynth_labels": "models/demo_keysynth_labels",
                   "wavenet": "models/demo_wavenet"}
 DEFAULT_BLOCK = 128  # samples per block (32 ms at 4 kHz)
@@ -432,8 +433,9 @@ def _quiet_console() -> None:
 
 def _define_flags() -> None:
   flags.DEFINE_multi_string("checkpoint", None, "Run directories to play (repeatable); default: "
-                            "the shipped models (models/demo_keysynth if present, else "
-                            "models/demo_keysynth_labels, and models/demo_wavenet).")
+                            "the shipped models present (models/demo_keysynth_phase, "
+                            "demo_keysynth, demo_keysynth_labels, demo_wavenet; the first "
+                            "is the default).")
   flags.DEFINE_integer("port", 8765, "Port on 127.0.0.1 (0 = any free port).")
   flags.DEFINE_integer("block", DEFAULT_BLOCK, "Samples per audio block (multiple of 16).")
   flags.DEFINE_integer("lead", DEFAULT_LEAD, "Samples generated ahead of real time.")

@@ -170,6 +170,22 @@ def stft_distance(generated: Any, reference: Any, sample_rate: int,
   return float(total / len(fft_sizes))
 
 
+def waveform_correlation(generated: Any, reference: Any) -> float:
+  """Cosine similarity of two clips' waveforms (T,): 1 for the reference itself (at any gain),
+  ~0 for noise or for the right partials at the wrong phases, 0 if either is silent.
+
+  The STFT distance and the transcription metrics ignore phase; this does not, so it says
+  whether generated audio lines up with the recording sample by sample (what a cross-entropy on
+  the recording's samples rewards).
+  """
+  g = _as_audio(generated, "generated").astype(np.float64)
+  r = _as_audio(reference, "reference").astype(np.float64)
+  if g.shape != r.shape:
+    raise MetricInputError(f"generated {g.shape} and reference {r.shape} differ in length")
+  norm = float(np.linalg.norm(g) * np.linalg.norm(r))
+  return float(g @ r / norm) if norm > 0 else 0.0
+
+
 # ---------------------------------------------------------------------------------------------
 # Onsets
 
@@ -443,12 +459,13 @@ def pitch_scores(audio: Any, sample_rate: int, notes: Any,
 
 # Columns printed by `markdown_table` by default, in order.
 TABLE_COLUMNS = ("onset_f1", "pitch_precision", "pitch_recall", "pitch_f1", "pitch_chroma_f1",
-                 "stft_distance")
+                 "stft_distance", "waveform_correlation")
 
 
 def audio_metrics(generated: Any, reference: Any, sample_rate: int,
                   notes: Any) -> dict[str, float]:
-  """All metrics of one generated clip, flat: `onset_*`, `pitch_*` and `stft_distance`.
+  """All metrics of one generated clip, flat: `onset_*`, `pitch_*`, `stft_distance` and
+  `waveform_correlation`.
 
   Args:
     generated: (T,) float audio in [-1, 1] to score.
@@ -459,6 +476,7 @@ def audio_metrics(generated: Any, reference: Any, sample_rate: int,
   out = {f"onset_{k}": v for k, v in onset_scores(generated, sample_rate, notes).items()}
   out.update({f"pitch_{k}": v for k, v in pitch_scores(generated, sample_rate, notes).items()})
   out["stft_distance"] = stft_distance(generated, reference, sample_rate)
+  out["waveform_correlation"] = waveform_correlation(generated, reference)
   return out
 
 

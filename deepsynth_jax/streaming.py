@@ -236,19 +236,19 @@ class WaveNetStream(Stream):
 
 @functools.partial(jax.jit, static_argnames=("module",))
 def _keysynth_frame(module: Any, params: Any, frame: jax.Array, previous: jax.Array,
-                    previous_press: jax.Array, start: jax.Array) -> dict[str, jax.Array]:
+                    previous_press: jax.Array, previous_note_press: jax.Array,
+                    start: jax.Array) -> dict[str, jax.Array]:
   """One frame's key facts (`keysynth.frame_key_facts`) from uint8 (1, 1, H, W)."""
   logits = module.apply({"params": params}, frame, method="key_logits")[:, 0]
-  return keysynth.frame_key_facts(jax.nn.sigmoid(logits), previous, previous_press, start,
-                                  module.hard_held)
+  return keysynth.frame_key_facts(jax.nn.sigmoid(logits), previous, previous_press,
+                                  previous_note_press, start, module.hard_held)
 
 
 @functools.partial(jax.jit, static_argnames=("module",))
 def _keysynth_blocks(module: Any, params: Any, points: jax.Array, facts: dict[str, jax.Array],
                      phase: jax.Array) -> jax.Array:
-  """Audio (1, n hop) of the n blocks between n + 1 control points."""
-  synth = lambda m, p, f, ph: m.synthesize_blocks(m.point_amplitudes(p, f), ph)
-  return module.apply({"params": params}, points, facts, phase, method=synth)
+  """Audio (1, n hop) of the n blocks between n + 1 control points (`KeySynth.point_audio`)."""
+  return module.apply({"params": params}, points, facts, phase, method="point_audio")
 
 
 class KeySynthStream(Stream):
@@ -269,13 +269,14 @@ class KeySynthStream(Stream):
 
   def _frame_changed(self, f: int) -> None:
     if f == 0:
-      previous = {"pressed": np.zeros((1, NUM_KEYS), np.float32),
-                  "press": np.zeros((1, NUM_KEYS), np.float32)}
+      previous = {k: np.zeros((1, NUM_KEYS), np.float32)
+                  for k in ("pressed", "press", "note_press")}
     else:
       previous = self._facts[f - 1]
     facts = _keysynth_frame(self._module, self.run.params,
                             jnp.asarray(self._frames[f][None, None]), previous["pressed"],
-                            previous["press"], jnp.asarray([self._times[f]], jnp.int32))
+                            previous["press"], previous["note_press"],
+                            jnp.asarray([self._times[f]], jnp.int32))
     del self._facts[f:]
     self._facts.append({k: np.asarray(v) for k, v in facts.items()})
 
@@ -290,7 +291,7 @@ class KeySynthStream(Stream):
       points = (first + np.minimum(np.arange(padded + 1), count)) * hop
       at = self._frame_at(points)
       facts = {k: np.concatenate([self._facts[f][k] for f in at])[None]
-               for k in ("pressed", "held", "press", "no_new_key")}
+               for k in ("pressed", "held", "press", "note_press", "no_new_key")}
       facts["start"] = np.asarray(self._times, np.int32)[at][None]
       phase = self._module.block_phases(first, padded)
       audio = _keysynth_blocks(self._module, self.run.params,

@@ -84,10 +84,42 @@ def create_train_state(config: ml_collections.ConfigDict, generator: Generator, 
   """Initial state from `config.seed`, shaped from one host batch."""
   init_key = jax.random.fold_in(jax.random.key(config.seed), 0)
   params = generator.init(init_key, batch)
+  if config.get("init_from", ""):
+    params = warm_start(params, os.path.expanduser(str(config.init_from)))
   tx, _ = create_optimizer(config, total_steps)
   state = TrainState.create(apply_fn=generator.module.apply, params=params, tx=tx)
   # A strongly typed step: otherwise the first update changes its type and recompiles the step.
   return state.replace(step=jnp.zeros((), jnp.int32))
+
+
+def warm_start(params: Any, run_dir: str) -> Any:
+  """`params` with every leaf that `run_dir`'s best parameters have at the same path and shape
+  replaced by that run's; the others keep their fresh values. Logs what was copied.
+
+  Raises:
+    checkpointing.CheckpointError: `run_dir` holds no checkpoint, or none of its parameters fit.
+  """
+  trained = {jax.tree_util.keystr(path): leaf for path, leaf
+             in jax.tree_util.tree_leaves_with_path(checkpointing.best_params(run_dir))}
+  copied, fresh = [], []
+
+  def take(path, leaf):
+    name = jax.tree_util.keystr(path)
+    old = trained.get(name)
+    if old is None or np.shape(old) != np.shape(leaf):
+      fresh.append(name)
+      return leaf
+    copied.append(name)
+    return jnp.asarray(old, leaf.dtype)
+
+  out = jax.tree_util.tree_map_with_path(take, params)
+  if not copied:
+    raise checkpointing.CheckpointError(
+        f"config.init_from={run_dir}: none of its parameters fit this model (another model "
+        "kind or size?); pass a run of the same model, or init_from=''")
+  logging.info("init_from %s: %d parameter arrays copied, %d fresh: %s", run_dir, len(copied),
+               len(fresh), ", ".join(fresh) or "none")
+  return out
 
 
 def train_step(state: TrainState, batch: dict, *, generator: Generator,
@@ -357,6 +389,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
   total_steps = (config.max_steps if config.max_steps > 0
                  else config.num_epochs * steps_per_epoch)
   crop = config.crop_samples or None
+  crop_align = int(config.get("crop_align", 1))
 
   generator = models.build_generator(config, data.sample_rate)
   if audio_teacher.FIELD in generator.batch_fields:
@@ -369,7 +402,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
   ckpts = checkpointing.RunCheckpoints(workdir)
   # Only the fields the model reads reach it: a model without key labels never sees them.
   init_batch = generator.select_fields(next(data.batches("train", batch_size, seed=config.seed,
-                                                         epoch=0, crop_samples=crop)))
+                                                         epoch=0, crop_samples=crop,
+                                                         crop_align=crop_align)))
   state = create_train_state(config, generator, init_batch, total_steps)
   progress = {"step": 0, "epoch": 0, "batch_in_epoch": 0, "best_selection_loss": None,
               "best_step": None, "history": [], "total_steps": total_steps}
@@ -448,7 +482,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
     while step < total_steps:
       epoch, start_batch = divmod(step, steps_per_epoch)
       batches: Iterator[dict] = data.batches("train", batch_size, seed=config.seed, epoch=epoch,
-                                             start_batch=start_batch, crop_samples=crop)
+                                             start_batch=start_batch, crop_samples=crop,
+                                             crop_align=crop_align)
       if config.prefetch_batches > 0:
         batches = input_pipeline.prefetch(batches, config.prefetch_batches)
       for batch in batches:

@@ -26,8 +26,10 @@ step does its steady-state work.
 
 Configs: `cpu` (experiments/configs/cpu.py, 7 x 64), `lL_cC` (L layers x C channels with the
 Table 1 encoder and conditioning, i.e. the Table 1 settings without their dropout), `parallel`
-(experiments/configs/keysynth_cpu.py: the instrument plays `keysynth.max_voices` = 16 voices) and
-`parallel_all_keys` (the same, all 88 keys through the instrument, as before voices).
+(experiments/configs/keysynth_phase_cpu.py, the shipped default: note-relative phases, the
+instrument plays `keysynth.max_voices` = 16 voices), `parallel_absolute_phases`
+(experiments/configs/keysynth_cpu.py: phases fixed by absolute time, shared by every clip) and
+`parallel_all_keys` (that, with all 88 keys through the instrument, as before voices).
 Reference (../shared/TARGETS.md, this machine kind, 2 cores): a public PyTorch WaveNet generates
 7 x 128 at 955-1,763 samples/s at batch 1 and 8,728-16,918 at batch 16, and 10 x 512 at 110-200;
 our targets are 40,000, 150,000 and 1,500.
@@ -57,11 +59,12 @@ from absl import app, flags
 from deepsynth_jax import models
 from deepsynth_jax.models import autoregressive
 from experiments import peak
-from experiments.configs import cpu, keysynth_cpu, table1
+from experiments.configs import cpu, keysynth_cpu, keysynth_phase_cpu, table1
 
 flags.DEFINE_list("configs", ["cpu", "l7_c128", "l7_c256", "l10_c256", "l10_c512", "parallel"],
                   "cpu, lL_cC (L layers x C channels, Table 1 encoder), parallel (the default "
-                  "KeySynth; `keysynth` is another name for it) or parallel_all_keys.")
+                  "KeySynth; `keysynth` is another name for it), parallel_absolute_phases or "
+                  "parallel_all_keys.")
 flags.DEFINE_float("clip_seconds", 5.0, "Clip length of a one-pass (parallel) generator's run.")
 flags.DEFINE_list("clip_frames", ["30", "150"],
                   "Frames per clip for a one-pass generator (30: sparse, 150: 30 fps).")
@@ -87,6 +90,8 @@ def config_for(name: str) -> ml_collections.ConfigDict:
   if name == "cpu":
     return cpu.get_config()
   if name in ("parallel", "keysynth"):
+    return keysynth_phase_cpu.get_config()
+  if name == "parallel_absolute_phases":
     return keysynth_cpu.get_config()
   if name == "parallel_all_keys":
     config = keysynth_cpu.get_config()
@@ -96,9 +101,8 @@ def config_for(name: str) -> ml_collections.ConfigDict:
     layers, channels = (int(x) for x in name[1:].split("_c"))
     assert name.startswith("l")
   except (ValueError, AssertionError):
-    raise app.UsageError(f"unknown config {name!r}; use cpu, parallel, parallel_all_keys or "
-                         "lL_cC, e.g. "
-                         "l10_c512") from None
+    raise app.UsageError(f"unknown config {name!r}; use cpu, parallel, parallel_absolute_phases, "
+                         "parallel_all_keys or lL_cC, e.g. l10_c512") from None
   return table1.get_config(f"drop75_l{layers}_c{channels}")
 
 

@@ -30,10 +30,11 @@ from deepsynth_jax import comparison, evaluate, input_pipeline, play, train
 
 flags.DEFINE_string("data_dir", "data/deepsynth", "Dataset folder (built if missing).")
 flags.DEFINE_string("out", "demo_out", "Output folder.")
-flags.DEFINE_list("models", ["keysynth", "keysynth_labels", "wavenet"],
-                  "Which demo models (models/demo_<name>): keysynth (no key labels, the default), "
-                  "keysynth_labels (trained on the simulator's key labels: the upper bound), "
-                  "wavenet (the method).")
+flags.DEFINE_list("models", ["keysynth_phase", "keysynth", "keysynth_labels", "wavenet"],
+                  "Which demo models (models/demo_<name>): keysynth_phase (no key labels, the "
+                  "default: keysynth fine-tuned with note-relative phases), keysynth (no key "
+                  "labels), keysynth_labels (trained on the simulator's key labels: the upper "
+                  "bound), wavenet (the method).")
 flags.DEFINE_string("models_dir", "models", "Folder holding the shipped demo_<name> models.")
 flags.DEFINE_bool("train", False, "Train the demo models here instead of using the shipped ones.")
 flags.DEFINE_integer("examples_per_song", 2, "Test segments evaluated per test song.")
@@ -41,15 +42,19 @@ flags.DEFINE_float("song_seconds", 20.0, "Seconds of each test song played into 
 flags.DEFINE_integer("songs", 2, "Test songs played into an .mp4 per model.")
 flags.DEFINE_float("camera_fps", 30, "Also play the first test song from camera video at this "
                    "frame rate (0 = no), with the --camera_models.")
-flags.DEFINE_list("camera_models", ["keysynth"], "Models that play the camera-video song (the "
-                  "default plays camera video; the others learned press frames only).")
+flags.DEFINE_list("camera_models", ["keysynth_phase"], "Models that play the camera-video song "
+                  "(the default plays camera video; the others learned press frames only).")
 flags.DEFINE_string("midi_dir", None, "Your own MIDI files: each is played and heard too.")
 FLAGS = flags.FLAGS
 
 # The command that produces each shipped model (its README.md and train.log record the run).
-TRAIN_CONFIGS = {"keysynth": "experiments/configs/keysynth_cpu.py",
+TRAIN_CONFIGS = {"keysynth_phase": "experiments/configs/keysynth_phase_cpu.py",
+                 "keysynth": "experiments/configs/keysynth_cpu.py",
                  "keysynth_labels": "experiments/configs/keysynth_labels_cpu.py",
                  "wavenet": "experiments/configs/cpu.py"}
+# Models that start from another demo model (config.init_from): with --train, from the one
+# trained here.
+STARTS_FROM = {"keysynth_phase": "keysynth"}
 
 
 def ensure_dataset(data_dir: str) -> None:
@@ -74,6 +79,8 @@ def model_workdir(name: str) -> str:
   spec.loader.exec_module(module)
   config = module.get_config()
   config.data_dir = FLAGS.data_dir
+  if name in STARTS_FROM:
+    config.init_from = model_workdir(STARTS_FROM[name])
   workdir = os.path.join("runs", f"demo_{name}")
   print(f"[demo] training {name} ({TRAIN_CONFIGS[name]}) into {workdir} ...", flush=True)
   train.train_and_evaluate(config, workdir)

@@ -18,3 +18,13 @@ def test_clips_spread_their_frames_as_the_simulator_times_them(num_frames):
   np.testing.assert_array_equal(np.asarray(index), np.tile(want_index, (2, 1)))
   np.testing.assert_array_equal(np.asarray(age), np.tile(want_age, (2, 1)))
   assert set(np.unique(np.asarray(index))) == set(range(num_frames))
+
+
+def test_parallel_is_the_shipped_default_generator():
+  """`--configs=parallel` times the default KeySynth (note-relative phases, 16 voices); the
+  other parallel names time the earlier variants."""
+  default = bench_sampler.config_for("parallel").keysynth
+  assert (default.onset_grid, default.max_voices) == (16, 16)
+  absolute = bench_sampler.config_for("parallel_absolute_phases").keysynth
+  assert (absolute.onset_grid, absolute.max_voices) == (0, 16)
+  assert bench_sampler.config_for("parallel_all_keys").keysynth.max_voices == 0

@@ -73,16 +73,17 @@ def test_speed_leaves_out_the_first_timing_when_there_are_others():
   assert once["timed_examples"] == 1 and once["includes_compilation"] is True
 
 
-def _music(stft, onset, pitch):
-  return {"stft_distance": stft, "onset_f1": onset, "pitch_f1": pitch, "pitch_precision": 0.5}
+def _music(stft, onset, pitch, corr=0.25):
+  return {"stft_distance": stft, "onset_f1": onset, "pitch_f1": pitch, "pitch_precision": 0.5,
+          "waveform_correlation": corr}
 
 
 def _result(tf, fr, music, rtf, learned_from=None):
   """The parts of an `evaluate.evaluate_run` result that the table reads."""
   return {"learned_from": learned_from or {},
           "mean": {"teacher_forced_cross_entropy": tf, "free_running_cross_entropy": fr,
-                   "music": music, "reference_music": _music(0.0, 0.95, 0.71),
-                   "noise_music": _music(2.5, 0.125, 0.02)},
+                   "music": music, "reference_music": _music(0.0, 0.95, 0.71, 1.0),
+                   "noise_music": _music(2.5, 0.125, 0.02, 0.0)},
           "speed": {"real_time_factor": rtf, "samples_per_second": rtf * 4000}}
 
 
@@ -98,18 +99,18 @@ def test_comparison_table_rows_and_columns():
   baseline = {"music": _music(1.0, 0.8, 0.5), "speed": {"real_time_factor": 12.34}}
   rows = _rows(comparison.comparison_table(results, baseline))
   assert rows[0] == ["audio", "key labels", "training video", "teacher-forced CE",
-                     "free-running CE", "STFT distance", "onset F1", "pitch F1",
-                     "generation (x real time)"]
-  assert rows[1][0] == "---" and len(rows[1]) == 9 and all(c == "---:" for c in rows[1][1:])
+                     "free-running CE", "STFT distance", "waveform corr.", "onset F1",
+                     "pitch F1", "generation (x real time)"]
+  assert rows[1][0] == "---" and len(rows[1]) == 10 and all(c == "---:" for c in rows[1][1:])
   assert rows[2:] == [
-      ["reference audio", "-", "-", "-", "-", "0.000", "0.950", "0.710", "-"],
-      ["white noise (matched RMS)", "-", "-", "-", "-", "2.500", "0.125", "0.020", "-"],
-      ["baseline: transcribe + FluidSynth", "yes", "-", "-", "-", "1.000", "0.800", "0.500",
-       "12.3"],
-      ["wavenet", "no", "sparse", "2.250", "3.500", "1.500", "0.400", "0.250", "0.0"],
-      ["keysynth", "yes", "fps:30", "-", "1.750", "0.750", "0.900", "0.600", "120.0"],
+      ["reference audio", "-", "-", "-", "-", "0.000", "1.000", "0.950", "0.710", "-"],
+      ["white noise (matched RMS)", "-", "-", "-", "-", "2.500", "0.000", "0.125", "0.020", "-"],
+      ["baseline: transcribe + FluidSynth", "yes", "-", "-", "-", "1.000", "0.250", "0.800",
+       "0.500", "12.3"],
+      ["wavenet", "no", "sparse", "2.250", "3.500", "1.500", "0.250", "0.400", "0.250", "0.0"],
+      ["keysynth", "yes", "fps:30", "-", "1.750", "0.750", "0.250", "0.900", "0.600", "120.0"],
   ]
-  assert all(len(r) == 9 for r in rows)
+  assert all(len(r) == 10 for r in rows)
 
 
 def test_comparison_table_without_baseline_or_music_metrics():
@@ -117,5 +118,5 @@ def test_comparison_table_without_baseline_or_music_metrics():
   del plain["mean"]["reference_music"], plain["mean"]["noise_music"], plain["mean"]["music"]
   rows = _rows(comparison.comparison_table({"run": plain}))
   assert [r[0] for r in rows[2:]] == ["reference audio", "white noise (matched RMS)", "run"]
-  assert rows[2][1:] == ["-"] * 8
-  assert rows[4][1:] == ["-", "-", "2.000", "2.500", "-", "-", "-", "1.0"]
+  assert rows[2][1:] == ["-"] * 9
+  assert rows[4][1:] == ["-", "-", "2.000", "2.500", "-", "-", "-", "-", "1.0"]

@@ -51,8 +51,10 @@ def test_metrics_json_and_media(run_dir, data, result):
   assert result["speed"]["samples_per_second"] > 0 and result["speed"]["timed_examples"] == 1
   # Music metrics of the generated audio, the reference (vs itself) and noise, per example.
   for key in ("music", "reference_music", "noise_music"):
-    assert set(result["mean"][key]) >= {"onset_f1", "pitch_f1", "stft_distance"}
+    assert set(result["mean"][key]) >= {"onset_f1", "pitch_f1", "stft_distance",
+                                        "waveform_correlation"}
   assert rows[0]["reference_music"]["stft_distance"] == pytest.approx(0.0, abs=1e-6)
+  assert rows[0]["reference_music"]["waveform_correlation"] == pytest.approx(1.0)
   assert rows[0]["noise_music"]["stft_distance"] > 0.1
   assert rows[0]["music"]["stft_distance"] > 0.1
 

@@ -121,6 +121,30 @@ def test_crop_in_the_middle_of_a_frame_reports_its_true_age():
   assert any(12000 <= o < 14000 for o in offsets)
 
 
+def test_aligned_crops_start_on_the_grid_and_unaligned_crops_are_unchanged():
+  data = _synthetic_data()
+
+  def crop_starts(align: int) -> list[int]:
+    starts = []
+    for epoch in range(20):
+      for batch in data.batches("train", 2, seed=0, epoch=epoch, crop_samples=1000,
+                                crop_align=align, shuffle=False, process_index=0,
+                                process_count=1):
+        starts += np.round(batch["audio"][:, 0] * 2 ** 16).astype(np.int64).tolist()
+    return starts
+
+  aligned = crop_starts(16)
+  assert all(s % 16 == 0 for s in aligned) and len(set(aligned)) > 20
+  # crop_align=1 draws the same offsets as before the option existed.
+  default = [int(np.round(b["audio"][r, 0] * 2 ** 16)) for epoch in range(20)
+             for b in data.batches("train", 2, seed=0, epoch=epoch, crop_samples=1000,
+                                   shuffle=False, process_index=0, process_count=1)
+             for r in range(2)]
+  assert crop_starts(1) == default and any(s % 16 for s in default)
+  with pytest.raises(ValueError, match="crop_align"):
+    next(data.batches("train", 2, seed=0, epoch=0, crop_samples=1000, crop_align=0))
+
+
 def test_batch_shapes_and_dtypes(data):
   batch = next(data.batches("train", 3, seed=0, epoch=0, process_index=0, process_count=1))
   for key, (dtype, _) in KEYS.items():

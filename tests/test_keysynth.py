@@ -166,6 +166,49 @@ def test_training_hears_every_key_whatever_the_voices():
   assert float(train_loss) < 1e-6 < float(eval_loss)
 
 
+def _play_one_key(model, params, press: int, key: int = 48, t: int = 2600) -> np.ndarray:
+  """Audio (t,) of `key` struck at sample `press` (frame 0 shows no key, frame 1 the key)."""
+  frames = np.zeros((1, 2, 32, 208), np.uint8)
+  index, age = frame_timing.frame_index_and_age(np.array([0, press]), t)
+  states = np.zeros((1, 2, 88), np.float32)
+  states[0, 1, key] = 1.0
+  play = jax.jit(lambda p, *x: model.apply({"params": p}, *x, key_states=jnp.asarray(states)))
+  return np.asarray(play(params, jnp.asarray(frames), jnp.asarray(index[None]),
+                         jnp.asarray(age[None])))[0]
+
+
+def test_note_phases_restart_each_note_on_the_onset_grid():
+  """With `onset_grid`, a key struck at any time plays the same waveform from the next grid
+  point on, as the sampled piano does; with absolute-time phases it does not."""
+  config = _labelled_config()
+  config.keysynth.onset_grid = 16
+  config.crop_align = 16
+  model = models.build_generator(config).module
+  frames = jnp.zeros((1, 2, 32, 208), jnp.uint8)
+  index, age = frame_timing.frame_index_and_age(np.array([0, 200]), 1024)
+  params = jax.jit(model.init)(jax.random.PRNGKey(0), frames, jnp.asarray(index[None]),
+                               jnp.asarray(age[None]))["params"]
+  params["harmonics"]["bias"] = jnp.ones_like(params["harmonics"]["bias"])
+  params["partial_phase"] = jnp.asarray(
+      np.random.default_rng(0).uniform(0, 2 * np.pi, params["partial_phase"].shape)
+      / pm.PHASE_SCALE, jnp.float32)
+  a = _play_one_key(model, params, 500)   # the note starts at 512
+  b = _play_one_key(model, params, 1012)  # at 1024
+  c = _play_one_key(model, params, 505)   # at 512, like a
+  assert np.abs(a).max() > 1e-3
+  np.testing.assert_allclose(a[512:2000], b[1024:2512], atol=2e-5)
+  np.testing.assert_allclose(a[512:], c[512:], atol=2e-5)
+  # The same presses with phases fixed by absolute time: another waveform at each press.
+  absolute = model.clone(onset_grid=0)
+  old = {k: v for k, v in params.items() if not k.startswith("partial_")}
+  a0, b0 = (_play_one_key(absolute, old, press) for press in (500, 1012))
+  assert np.abs(a0[512:2000] - b0[1024:2512]).max() > 0.1 * np.abs(a0).max()
+  # A clip's crops must start on the grid for the phases to be the song's.
+  config.crop_align = 1
+  with pytest.raises(ValueError, match="crop_align"):
+    models.build_generator(config)
+
+
 @pytest.fixture
 def keysynth_run(data):
   """(config, generator, initial params, a cropped training batch as jax arrays): the test

@@ -157,3 +157,19 @@ def test_bad_inputs_raise_one_clear_error(clip):
     metrics.pitch_scores(audio, SR, notes[:, :3])
   with pytest.raises(metrics.MetricInputError, match="sample_rate"):
     metrics.stft_distance(audio, audio, 4000.5)
+
+
+def test_waveform_correlation_rewards_only_the_recording_in_phase():
+  t = np.arange(4000) / 4000
+  tone = 0.3 * np.sin(2 * np.pi * 220 * t)
+  assert metrics.waveform_correlation(tone, tone) == pytest.approx(1.0)
+  assert metrics.waveform_correlation(0.1 * tone, tone) == pytest.approx(1.0)  # any gain
+  # The same partial a quarter period late: the STFT cannot tell, the waveform can.
+  late = 0.3 * np.sin(2 * np.pi * 220 * t - np.pi / 2)
+  assert abs(metrics.waveform_correlation(late, tone)) < 0.01
+  noise = metrics.white_noise_like(tone.astype(np.float32), seed=1)
+  assert metrics.stft_distance(late, tone, 4000) < 0.1 * metrics.stft_distance(noise, tone, 4000)
+  assert abs(metrics.waveform_correlation(noise, tone)) < 0.05
+  assert metrics.waveform_correlation(np.zeros(4000), tone) == 0.0
+  with pytest.raises(metrics.MetricInputError, match="length"):
+    metrics.waveform_correlation(tone[:100], tone)

@@ -39,10 +39,15 @@ def _stream_events(stream: streaming.Stream) -> np.ndarray:
   return np.concatenate(out)
 
 
-@pytest.fixture(scope="module", params=["keysynth", "keysynth_hard_held", "wavenet"])
+VARIANTS = {"keysynth": ("keysynth", {}),
+            "keysynth_hard_held": ("keysynth", {"keysynth.hard_held": True}),
+            "keysynth_onset_grid": ("keysynth", {"keysynth.onset_grid": 16, "crop_align": 16}),
+            "wavenet": ("wavenet", {})}
+
+
+@pytest.fixture(scope="module", params=list(VARIANTS))
 def run_dir(request, tmp_path_factory, tiny_data_dir):
-  model = request.param.removesuffix("_hard_held")
-  overrides = {"keysynth.hard_held": True} if request.param.endswith("_hard_held") else {}
+  model, overrides = VARIANTS[request.param]
   return make_run_dir(str(tmp_path_factory.mktemp(request.param)), tiny_data_dir, model,
                       overrides)
 

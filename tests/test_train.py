@@ -11,8 +11,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from test_api import make_run_dir  # a run directory with random parameters
 
-from deepsynth_jax import checkpointing, models, train
+from deepsynth_jax import checkpointing, input_pipeline, models, train
 from experiments.configs import cpu, default, table1
 from experiments.configs import test as test_config
 
@@ -224,3 +225,28 @@ def test_batch_must_divide_over_devices(tiny_data_dir, tmp_path):
     pytest.skip("needs 2 devices")
   with pytest.raises(ValueError, match="must divide evenly"):
     train.train_and_evaluate(config, str(tmp_path / "r"), show_progress=False)
+
+
+def test_init_from_copies_every_fitting_parameter_and_leaves_the_rest_fresh(tmp_path,
+                                                                           tiny_data_dir):
+  source = make_run_dir(str(tmp_path / "keysynth"), tiny_data_dir, "keysynth")
+  trained = checkpointing.best_params(source)
+  config = test_config.get_config()
+  config.data_dir = tiny_data_dir
+  config.model = "keysynth"
+  config.keysynth.onset_grid = 16  # adds partial_phase and partial_detune
+  config.crop_align = 16
+  config.init_from = source
+  data = input_pipeline.load_dataset(tiny_data_dir)
+  generator = models.build_generator(config, data.sample_rate)
+  batch = generator.select_fields(next(data.batches("train", 1, seed=0, epoch=0,
+                                                    crop_samples=512, crop_align=16)))
+  state = train.create_train_state(config, generator, batch, total_steps=10)
+  for name, leaf in trained.items():
+    chex.assert_trees_all_equal(state.params[name], leaf)
+  assert set(state.params) - set(trained) == {"partial_phase", "partial_detune"}
+  np.testing.assert_array_equal(state.params["partial_phase"], 0.0)
+  # A run of another model fits nothing: one clear error.
+  wavenet_run = make_run_dir(str(tmp_path / "wavenet"), tiny_data_dir, "wavenet")
+  with pytest.raises(checkpointing.CheckpointError, match="none of its parameters fit"):
+    train.warm_start(state.params, wavenet_run)

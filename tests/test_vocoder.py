@@ -198,7 +198,7 @@ def test_vocoder_holds_the_keysynth_run_and_reads_no_labels(setup, keysynth_run)
   assert set(generator.batch_fields) == {"audio", "frames", "frame_index", "frame_age",
                                          "example_id", "press_frames"}
   assert set(params) == {"keysynth", "wavenet", "cond_convs_0"}
-  trained = vocoder.load_keysynth_params(keysynth_run)
+  trained = checkpointing.best_params(keysynth_run)
   chex_equal = jax.tree.map(lambda a, b: np.array_equal(np.asarray(a), b), params["keysynth"],
                             trained)
   assert all(jax.tree.leaves(chex_equal))
@@ -292,6 +292,6 @@ def test_trains_end_to_end_and_records_no_key_labels(tmp_path, tiny_data_dir, ke
   # The checkpoint is self-contained: the frozen KeySynth is inside, unchanged by training.
   run = runs.load_run(workdir)
   same = jax.tree.map(lambda a, b: bool(np.array_equal(np.asarray(a), b)),
-                      run.params["keysynth"], vocoder.load_keysynth_params(keysynth_run))
+                      run.params["keysynth"], checkpointing.best_params(keysynth_run))
   assert all(jax.tree.leaves(same))
   assert not run.learned_from["uses_key_labels"]

@@ -34,8 +34,10 @@ instrument played by a learned key reader:
 Loss (`loss_fn`): L1 on the waveform + multi-resolution STFT (spectral convergence + log-magnitude
 L1) + `key_weight` x the key reader's cross-entropy, and optionally the 256-bucket cross-entropy
 of a discretized Gaussian centred on the prediction in mu-law space (scale learned), which makes
-its cross-entropy comparable with the WaveNet's. Oscillator phases are fixed by absolute time, so
-the STFT terms carry the learning signal; the waveform L1 only has weight where phases agree.
+its cross-entropy comparable with the WaveNet's. With oscillator phases fixed by absolute time the
+STFT terms carry the learning signal (the waveform L1 only has weight where phases agree); with
+`onset_grid` each note restarts its partials at learned phases when it starts on the simulator's
+16-sample grid, and the L1 teaches the phases too (`note_phases`).
 """
 
 from __future__ import annotations
@@ -63,6 +65,12 @@ STFT_SIZES = (64, 128, 256, 512)
 # Assumed age (samples) of the first frame of a clip whose start lies before the clip (the
 # "previous frame" of a training crop): keys it shows have been down for at least this long.
 PRE_CLIP_AGE = 2000
+# Radians per sample of one unit of `partial_detune` (0.01 rad/sample = 6.4 Hz at 4 kHz): a
+# step of the optimizer moves a partial by a fraction of a hertz.
+DETUNE_SCALE = 1e-2
+# Radians of one unit of `partial_phase`: an optimizer step (~ the learning rate in parameter
+# units) then turns a phase by ~0.1 rad, so it can reach any phase within a fine-tuning.
+PHASE_SCALE = 50.0
 
 
 def oscillator_bank(sample_rate: int, num_harmonics: int) -> tuple[np.ndarray, np.ndarray,
@@ -199,6 +207,11 @@ class KeySynth(nn.Module):
   # (0 = all 88) in generation and validation; training plays all 88 (`loss_fn`), so that the
   # audio loss reaches keys the reader does not yet press.
   max_voices: int = 0
+  # Note-relative oscillator phases (`note_phases`), for audio whose notes start on a grid of
+  # this many samples after the press (the simulator's FluidSynth applies a note-on at its next
+  # 64-frame block at 16 kHz: 16 samples at 4 kHz). 0: phases fixed by absolute time
+  # (`block_phases`), as before. Clips must start on the grid (`config.crop_align`).
+  onset_grid: int = 0
 
   def setup(self):
     if self.reader == "placed":
@@ -213,6 +226,16 @@ class KeySynth(nn.Module):
                               bias_init=nn.initializers.constant(-4.0))
     # Scale of the bucket distribution in companded units; starts wide (near-uniform CE).
     self.log_scale = self.param("log_scale", nn.initializers.constant(-0.5), ())
+    if self.onset_grid:
+      if self.onset_grid < 0 or self.onset_grid % self.hop:
+        raise ValueError(f"keysynth.onset_grid={self.onset_grid} must be 0 or a multiple of the "
+                         f"control hop ({self.hop} samples)")
+      num_partials = len(self._omega())
+      # Each partial's phase at its note's start, and its detuning (in DETUNE_SCALE radians per
+      # sample) from the equal-tempered harmonic: what the waveform L1 can teach once phases are
+      # note-relative.
+      self.partial_phase = self.param("partial_phase", nn.initializers.zeros, (num_partials,))
+      self.partial_detune = self.param("partial_detune", nn.initializers.zeros, (num_partials,))
 
   def _omega(self) -> np.ndarray:
     """Angular frequency per sample (M,)."""
@@ -224,10 +247,13 @@ class KeySynth(nn.Module):
 
   def control_amplitudes(self, frames: jax.Array, frame_index: jax.Array, frame_age: jax.Array,
                          key_states: jax.Array | None = None,
-                         press_frames: jax.Array | bool = True) -> tuple[jax.Array, jax.Array]:
-    """Partial amplitudes at control points t = 0, hop, 2 hop, ... (B, ceil(T/hop) + 1, M), and
-    the key logits (B, F, 88). `key_states` (B, F, 88) in [0, 1] replace the reader's;
-    `press_frames` (B,) or scalar: whether each clip's frames mark presses (see `__call__`)."""
+                         press_frames: jax.Array | bool = True,
+                         ) -> tuple[jax.Array, jax.Array, jax.Array]:
+    """Partial amplitudes at control points t = 0, hop, 2 hop, ... (B, ceil(T/hop) + 1, M), the
+    key logits (B, F, 88), and with `onset_grid` each key's age in its note at the control
+    points (B, ceil(T/hop) + 1, 88) for `note_phases` (else None). `key_states` (B, F, 88) in
+    [0, 1] replace the reader's; `press_frames` (B,) or scalar: whether each clip's frames mark
+    presses (see `__call__`)."""
     num_frames, t = frames.shape[1], frame_index.shape[1]
     points = np.arange(-(-t // self.hop) + 1) * self.hop
     inside = np.minimum(points, t - 1)  # the last point(s) may lie past the clip's end
@@ -235,20 +261,50 @@ class KeySynth(nn.Module):
     pressed = jax.nn.sigmoid(logits) if key_states is None else key_states.astype(jnp.float32)
     previous = previous_frame_rows(pressed)
     held = held_over(pressed, previous, self.hard_held)                       # (B, F, 88)
-    press = key_press_times(press_kept(pressed, previous, self.hard_held),
-                            frame_starts(frame_index, frame_age, num_frames))
+    starts = frame_starts(frame_index, frame_age, num_frames)
+    press = key_press_times(press_kept(pressed, previous, self.hard_held), starts)
     # Frames of sparse video are events: "held over from the previous frame" (pressed before
     # this press) and "no new key" (a re-strike) say something about the sound. A camera frame
     # is a clock tick: the instrument then hears only each key's press time (and pitch).
     events = jnp.broadcast_to(jnp.asarray(press_frames, jnp.float32), pressed.shape[:1])
     nothing_new = no_new_key(pressed, previous) * events[:, None]            # (B, F)
     at = frame_index[:, inside]                                               # (B, P)
-    key_age = jnp.maximum(points[None, :, None] - gather_frames(press, at), 0.0)  # (B, P, 88)
+    key_age = self.note_age(points[None], gather_frames(press, at))          # (B, P, 88)
     frame_age_at = frame_age[:, inside] + (points - inside)                  # (B, P)
     amplitudes = self._instrument(key_age, gather_frames(held * events[:, None, None], at),
                                   gather_frames(nothing_new, at), frame_age_at,
                                   gather_frames(pressed, at))
-    return amplitudes, logits
+    note_age = None
+    if self.onset_grid:
+      # A phase needs one press time, not an expectation of two: the rounded key states' (as
+      # `hard_held` generation uses), whatever the amplitudes use.
+      note_press = key_press_times(press_kept(pressed, previous, hard=True), starts)
+      note_age = self.note_age(points[None], gather_frames(note_press, at))
+    return amplitudes, logits, note_age
+
+  def note_age(self, points: jax.Array, press: jax.Array) -> jax.Array:
+    """Samples (B, P, 88) since each key's note started (`note_start` of its press time
+    (B, P, 88)) at control points (B, P); 0 before it starts."""
+    return jnp.maximum(points[..., None] - self.note_start(press), 0.0)
+
+  def note_start(self, press: jax.Array) -> jax.Array:
+    """When each key's note starts sounding, from its press time (..., 88) in samples: the next
+    multiple of `onset_grid` (the press time itself when 0). Gradients pass straight through to
+    the press time."""
+    if not self.onset_grid:
+      return press
+    grid = float(self.onset_grid)
+    return press + jax.lax.stop_gradient(jnp.ceil(press / grid) * grid - press)
+
+  def note_phases(self, key_age: jax.Array) -> jax.Array:
+    """Note-relative oscillator phases (B, n, M) at control points from each key's age there
+    (B, n, 88) (`onset_grid` > 0): every partial of a key starts each note at its learned
+    `partial_phase` and advances at its detuned frequency, as a sampled piano's note does
+    whenever it is struck. No gradient reaches the ages."""
+    key_of = oscillator_bank(self.sample_rate, self.num_harmonics)[1]
+    age = jax.lax.stop_gradient(key_age)[..., key_of]                       # (B, n, M)
+    omega = jnp.asarray(self._omega(), jnp.float32) + DETUNE_SCALE * self.partial_detune
+    return jnp.mod(age * omega, 2 * np.pi) + PHASE_SCALE * self.partial_phase
 
   def _instrument(self, key_age: jax.Array, held: jax.Array, no_new_key: jax.Array,
                   frame_age: jax.Array, pressed: jax.Array) -> jax.Array:
@@ -302,9 +358,12 @@ class KeySynth(nn.Module):
       float32 (B, T) audio (and the key logits).
     """
     t = frame_index.shape[1]
-    amps, logits = self.control_amplitudes(frames, frame_index, frame_age, key_states,
-                                           press_frames)                   # (B, P, M)
-    phase = jnp.asarray(self.block_phases(0, amps.shape[1] - 1))
+    amps, logits, note_age = self.control_amplitudes(frames, frame_index, frame_age, key_states,
+                                                     press_frames)         # (B, P, M)
+    if self.onset_grid:
+      phase = self.note_phases(note_age[:, :-1])
+    else:
+      phase = jnp.asarray(self.block_phases(0, amps.shape[1] - 1))
     audio = self.synthesize_blocks(amps, phase)[:, :t]
     return (audio, logits) if return_key_logits else audio
 
@@ -319,12 +378,23 @@ class KeySynth(nn.Module):
     Args:
       points: int32 (B, P) control-point samples (multiples of `hop`).
       facts: the `frame_key_facts` of the frame current at each point, gathered per point:
-        "pressed", "held", "press" float32 (B, P, 88); "no_new_key" float32 (B, P); and
-        "start" int32 (B, P) the sample at which that frame became current.
+        "pressed", "held", "press", "note_press" float32 (B, P, 88); "no_new_key" float32 (B, P);
+        and "start" int32 (B, P) the sample at which that frame became current.
     """
-    key_age = jnp.maximum(points[..., None] - facts["press"], 0.0)              # (B, P, 88)
-    return self._instrument(key_age, facts["held"], facts["no_new_key"], points - facts["start"],
-                            facts["pressed"])
+    return self._instrument(self.note_age(points, facts["press"]), facts["held"],
+                            facts["no_new_key"], points - facts["start"], facts["pressed"])
+
+  def point_audio(self, points: jax.Array, facts: dict[str, jax.Array],
+                  absolute_phase: jax.Array) -> jax.Array:
+    """float32 (B, n hop) audio of the n blocks between n + 1 control points (`point_amplitudes`'
+    arguments); `absolute_phase` float32 (n, M): their `block_phases`, used when `onset_grid`
+    is 0 (otherwise the phases are the notes' own, `note_phases`)."""
+    amps = self.point_amplitudes(points, facts)
+    if self.onset_grid:
+      phase = self.note_phases(self.note_age(points, facts["note_press"])[:, :-1])
+    else:
+      phase = absolute_phase
+    return self.synthesize_blocks(amps, phase)
 
   def block_phases(self, first_block: int, num_blocks: int) -> np.ndarray:
     """float32 (n, M) oscillator phases at the starts of control blocks first .. first + n - 1,
@@ -334,8 +404,8 @@ class KeySynth(nn.Module):
 
   def synthesize_blocks(self, amps: jax.Array, phase: jax.Array) -> jax.Array:
     """(B, n + 1, M) amplitudes at consecutive control points and float32 (n, M) `block_phases`
-    of the n blocks between them -> float32 (B, n hop) audio: the amplitudes are interpolated
-    linearly inside each block."""
+    (or (B, n, M) `note_phases`) of the n blocks between them -> float32 (B, n hop) audio: the
+    amplitudes are interpolated linearly inside each block."""
     omega = self._omega()
     sin0, cos0 = jnp.sin(phase), jnp.cos(phase)                          # (n, M)
     r = np.arange(self.hop)
@@ -477,13 +547,19 @@ class KeySynthGenerator(Generator):
       raise ValueError("the keysynth model has no input but the video; keep "
                        "conditioning.use_video=True")
     c = config.keysynth
+    grid = int(c.get("onset_grid", 0))
+    align = int(config.get("crop_align", 1))
+    if grid and config.get("crop_samples", 0) and align % grid:
+      raise ValueError(f"keysynth.onset_grid={grid} needs training crops that start on the grid: "
+                       f"set crop_align to a multiple of {grid} (it is {align})")
     return KeySynth(envelope_hidden=c.envelope_hidden, envelope_layers=c.envelope_layers,
                     num_harmonics=c.num_harmonics, key_channels=tuple(c.key_channels),
                     key_hidden=c.key_hidden, num_age_features=config.conditioning.num_age_features,
                     sample_rate=self.sample_rate,
                     reader=c.get("reader", "columns"),  # runs made before the option: columns
                     hard_held=c.get("hard_held", False),
-                    max_voices=c.get("max_voices", 0))  # runs made before the option: all 88
+                    max_voices=c.get("max_voices", 0),  # runs made before the option: all 88
+                    onset_grid=c.get("onset_grid", 0))  # and absolute-time phases
 
   @property
   def uses_key_labels(self) -> bool:
@@ -546,22 +622,27 @@ def _bucket_cross_entropy(module: KeySynth, params: Any, waveform: jax.Array, ta
 
 
 def frame_key_facts(pressed: jax.Array, previous: jax.Array, previous_press: jax.Array,
-                    start: jax.Array, hard_held: bool = False) -> dict[str, jax.Array]:
+                    previous_note_press: jax.Array, start: jax.Array,
+                    hard_held: bool = False) -> dict[str, jax.Array]:
   """One frame's key facts, as `KeySynth.control_amplitudes` derives them for every frame.
 
   Args:
     pressed: float32 (B, 88) the frame's pressed probabilities (sigmoid of `key_logits`).
     previous: float32 (B, 88) the previous frame's (zeros for the first frame).
     previous_press: float32 (B, 88) the previous frame's press times (zeros for the first).
+    previous_note_press: float32 (B, 88) the previous frame's "note_press" (zeros for the first).
     start: (B,) the sample at which the frame becomes current.
     hard_held: the module's `hard_held` (see `held_over`).
 
   Returns:
-    {"pressed", "held" (= pressed x previous), "press" (`key_press_times`' recurrence)
-    float32 (B, 88), "no_new_key" float32 (B,)}.
+    {"pressed", "held" (= pressed x previous), "press" (`key_press_times`' recurrence),
+    "note_press" (the same with rounded key states: the phases' press times) float32 (B, 88),
+    "no_new_key" float32 (B,)}.
   """
+  start = jnp.asarray(start, jnp.float32)
   held = held_over(pressed, previous, hard_held)
-  press = next_press_time(press_kept(pressed, previous, hard_held), previous_press,
-                          jnp.asarray(start, jnp.float32))
-  return {"pressed": pressed, "held": held, "press": press,
+  press = next_press_time(press_kept(pressed, previous, hard_held), previous_press, start)
+  note_press = next_press_time(press_kept(pressed, previous, hard=True), previous_note_press,
+                               start)
+  return {"pressed": pressed, "held": held, "press": press, "note_press": note_press,
           "no_new_key": no_new_key(pressed, previous)}

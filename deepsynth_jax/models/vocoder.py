@@ -118,16 +118,6 @@ def keysynth_run_config(record: dict, run_dir: str, sample_rate: int) -> ml_coll
   return config
 
 
-def load_keysynth_params(run_dir: str) -> Any:
-  """The best (else latest) parameters of a KeySynth run directory, as numpy arrays."""
-  ckpts = checkpointing.RunCheckpoints(run_dir, read_only=True)
-  try:
-    params, _ = ckpts.restore_best_params()
-  finally:
-    ckpts.close()
-  return jax.tree.map(np.asarray, params)
-
-
 class VocoderGenerator(Generator):
   """The two-stage model: a frozen KeySynth's audio conditions a WaveNet, sample by sample."""
 
@@ -144,6 +134,10 @@ class VocoderGenerator(Generator):
     keysynth_config = keysynth_run_config(record, self.keysynth_run, self.sample_rate)
     # The voices the vocoder was trained with, whatever the KeySynth run's record says now.
     keysynth_config.keysynth.max_voices = int(c.get("keysynth_max_voices", 0))
+    grid = int(keysynth_config.keysynth.get("onset_grid", 0))
+    if grid and config.get("crop_samples", 0) and int(config.get("crop_align", 1)) % grid:
+      raise ValueError(f"the KeySynth in {self.keysynth_run} starts notes on a {grid}-sample grid:"
+                       f" set the vocoder's crop_align to a multiple of {grid}")
     keysynth = KeySynthGenerator(keysynth_config, self.sample_rate)
     recorded = checkpointing.learned_from(record)["uses_key_labels"]
     self._keysynth_uses_key_labels = (keysynth.uses_key_labels if recorded is None
@@ -173,7 +167,7 @@ class VocoderGenerator(Generator):
   def init(self, rng: jax.Array, batch: dict) -> Any:
     """Fresh conv-stack and WaveNet parameters; params["keysynth"] are the KeySynth run's."""
     params = dict(super().init(rng, batch))
-    trained = load_keysynth_params(self.keysynth_run)
+    trained = checkpointing.best_params(self.keysynth_run)
     fresh = params["keysynth"]
     shapes = lambda tree: jax.tree.map(lambda x: tuple(np.shape(x)), tree)
     if (jax.tree.structure(trained) != jax.tree.structure(fresh)

@@ -84,6 +84,11 @@ def get_config() -> ml_collections.ConfigDict:
   config.keysynth.max_voices = 16
   # FFT sizes (samples) of the multi-resolution STFT loss.
   config.keysynth.stft_sizes = (64, 128, 256, 512)
+  # Note-relative oscillator phases for audio whose notes start on a grid of this many samples
+  # after the press (16 for the simulator: FluidSynth's 64-frame blocks at its 16 kHz render);
+  # each partial learns its phase at the note's start and its detuning, so the waveform L1 can
+  # teach them. 0: phases fixed by absolute time. Needs crop_align a multiple of it.
+  config.keysynth.onset_grid = 0
 
   config.encoder = ml_collections.ConfigDict()
   # Output channels of each VGG block (each block ends in a 2x2 max-pool).
@@ -128,6 +133,12 @@ def get_config() -> ml_collections.ConfigDict:
   config.batch_size = 8
   # Training crop of each 5 s segment, in samples (0 = the whole segment).
   config.crop_samples = 8000
+  # Crops start at a multiple of this many samples of their segment (segments start every 3 s,
+  # a multiple of any grid that divides 12,000 samples): what keysynth.onset_grid needs.
+  config.crop_align = 1
+  # A run directory whose best parameters start this training (fine-tuning): every parameter
+  # with the same path and shape is copied, the others start fresh ("" = all fresh).
+  config.init_from = ""
   # Training length in epochs over the train split.
   config.num_epochs = 100
   # Stop after this many steps if > 0 (overrides num_epochs for quick runs and tests).
