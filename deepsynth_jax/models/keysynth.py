@@ -278,7 +278,8 @@ class KeySynth(nn.Module):
     if self.onset_grid:
       # A phase needs one press time, not an expectation of two: the rounded key states' (as
       # `hard_held` generation uses), whatever the amplitudes use.
-      note_press = key_press_times(press_kept(pressed, previous, hard=True), starts)
+      note_press = (press if self.hard_held else
+                    key_press_times(press_kept(pressed, previous, hard=True), starts))
       note_age = self.note_age(points[None], gather_frames(note_press, at))
     return amplitudes, logits, note_age
 
@@ -462,6 +463,15 @@ def multi_resolution_stft_loss(pred: jax.Array, target: jax.Array,
   return total / used
 
 
+def check_crops_on_grid(config: ml_collections.ConfigDict, onset_grid: int) -> None:
+  """Raises ValueError if `config`'s training crops (crop_samples, crop_align) can start off a
+  KeySynth's onset grid of `onset_grid` samples (0: no grid, nothing to check)."""
+  align = int(config.get("crop_align", 1))
+  if onset_grid and config.get("crop_samples", 0) and align % onset_grid:
+    raise ValueError(f"keysynth.onset_grid={onset_grid} needs training crops that start on the "
+                     f"grid: set crop_align to a multiple of {onset_grid} (it is {align})")
+
+
 def uses_key_labels(config: ml_collections.ConfigDict) -> bool:
   """Whether this config learns from the simulator's key states (`frame_keys`): as targets of
   the key reader (`key_weight` > 0) or as the keys the instrument plays in training."""
@@ -549,11 +559,7 @@ class KeySynthGenerator(Generator):
       raise ValueError("the keysynth model has no input but the video; keep "
                        "conditioning.use_video=True")
     c = config.keysynth
-    grid = int(c.get("onset_grid", 0))
-    align = int(config.get("crop_align", 1))
-    if grid and config.get("crop_samples", 0) and align % grid:
-      raise ValueError(f"keysynth.onset_grid={grid} needs training crops that start on the grid: "
-                       f"set crop_align to a multiple of {grid} (it is {align})")
+    check_crops_on_grid(config, int(c.get("onset_grid", 0)))
     return KeySynth(envelope_hidden=c.envelope_hidden, envelope_layers=c.envelope_layers,
                     num_harmonics=c.num_harmonics, key_channels=tuple(c.key_channels),
                     key_hidden=c.key_hidden, num_age_features=config.conditioning.num_age_features,
@@ -644,7 +650,7 @@ def frame_key_facts(pressed: jax.Array, previous: jax.Array, previous_press: jax
   start = jnp.asarray(start, jnp.float32)
   held = held_over(pressed, previous, hard_held)
   press = next_press_time(press_kept(pressed, previous, hard_held), previous_press, start)
-  note_press = next_press_time(press_kept(pressed, previous, hard=True), previous_note_press,
-                               start)
+  note_press = press if hard_held else next_press_time(
+      press_kept(pressed, previous, hard=True), previous_note_press, start)
   return {"pressed": pressed, "held": held, "press": press, "note_press": note_press,
           "no_new_key": no_new_key(pressed, previous)}

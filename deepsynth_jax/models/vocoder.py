@@ -36,7 +36,12 @@ from deepsynth_jax import checkpointing
 from deepsynth_jax.audio import audio_input_tokens
 from deepsynth_jax.models import autoregressive
 from deepsynth_jax.models.generator import GeneratedAudio, Generator
-from deepsynth_jax.models.keysynth import KeySynth, KeySynthGenerator, press_frames_of
+from deepsynth_jax.models.keysynth import (
+  KeySynth,
+  KeySynthGenerator,
+  check_crops_on_grid,
+  press_frames_of,
+)
 from deepsynth_jax.models.wavenet import WaveNet, wavenet_from_config
 
 Array = jax.Array
@@ -134,10 +139,8 @@ class VocoderGenerator(Generator):
     keysynth_config = keysynth_run_config(record, self.keysynth_run, self.sample_rate)
     # The voices the vocoder was trained with, whatever the KeySynth run's record says now.
     keysynth_config.keysynth.max_voices = int(c.get("keysynth_max_voices", 0))
-    grid = int(keysynth_config.keysynth.get("onset_grid", 0))
-    if grid and config.get("crop_samples", 0) and int(config.get("crop_align", 1)) % grid:
-      raise ValueError(f"the KeySynth in {self.keysynth_run} starts notes on a {grid}-sample grid:"
-                       f" set the vocoder's crop_align to a multiple of {grid}")
+    # The vocoder's crops feed its KeySynth: they must start on that KeySynth's onset grid.
+    check_crops_on_grid(config, int(keysynth_config.keysynth.get("onset_grid", 0)))
     keysynth = KeySynthGenerator(keysynth_config, self.sample_rate)
     recorded = checkpointing.learned_from(record)["uses_key_labels"]
     self._keysynth_uses_key_labels = (keysynth.uses_key_labels if recorded is None
