@@ -37,7 +37,7 @@ import ml_collections
 import numpy as np
 
 from data_gen import frame_timing
-from deepsynth_jax import input_pipeline, models, runs
+from deepsynth_jax import input_pipeline, keyboard_locator, models, runs
 from deepsynth_jax.runs import Run, clear_cache, load_run  # noqa: F401 (public API)
 
 # Frames are padded to a power of two, at least this many (a 5 s segment has ~15 sparse frames).
@@ -87,7 +87,7 @@ def sample(frames: Any, frame_times: Any = None, fps: float | None = None, *,
   dense = fps is not None
   frames = _as_frames(frames, dense=dense)
   starts, num_samples = _frame_starts(frames.shape[0], frame_times, fps, seconds, run)
-  frames = _fit_frame_size(frames, run)
+  frames = _fit_frame_size(frames, run, dense=dense)
   keep = int(np.sum(starts < num_samples))  # frames that become current inside the clip
   frames, starts = frames[:keep], starts[:keep]
   index, age = frame_timing.frame_index_and_age(starts, num_samples)
@@ -217,16 +217,22 @@ def _frame_starts(num_frames: int, frame_times: Any, fps: Any, seconds: Any,
   return starts, num_samples
 
 
-def _fit_frame_size(frames: np.ndarray, run: Run) -> np.ndarray:
+def _fit_frame_size(frames: np.ndarray, run: Run, dense: bool) -> np.ndarray:
   """Frames at the model's size: RGB video is converted to grayscale, and frames of another size
-  (sparse or dense alike) are resized to the model's (`input_pipeline.resize_frames`)."""
+  (sparse or dense alike) are a camera's: the keyboard is located in them and rectified to the
+  model's view (`Run.fit_frames`)."""
   target = run.frame_shape
   if frames.ndim == 4 or (target is not None and frames.shape[1:] != target):
     if target is None:
-      raise SampleInputError(f"cannot tell the model's frame size to resize these "
+      raise SampleInputError(f"cannot tell the model's frame size to fit these "
                              f"{frames.shape[1]} x {frames.shape[2]} frames to: load the model "
                              "from its run directory (checkpoint=...)")
-    frames = input_pipeline.resize_frames(frames, target)
+    if frames.ndim == 4:
+      frames = input_pipeline.resize_frames(frames, frames.shape[1:3])  # RGB -> luma
+    try:
+      frames = run.fit_frames(frames, press_frames=not dense)
+    except keyboard_locator.KeyboardNotFoundError as e:
+      raise SampleInputError(str(e)) from None
   _check_encoder_input(frames.shape[1:], run)
   return frames
 

@@ -131,7 +131,8 @@ def evaluate_run(workdir: str, split: str = "test", num_examples: int | None = N
   for i in tqdm(chosen, desc=f"evaluate {split}", unit="example", disable=not show_progress):
     ex = data.example(split, i)
     audio = ex["audio"][:length]
-    batch = {"audio": audio[None], "frames": run.fit_frames(ex["frames"][None]),
+    batch = {"audio": audio[None],
+             "frames": run.fit_frames(ex["frames"][None], bool(ex["press_frames"])),
              "frame_keys": ex["frame_keys"][None], "num_frames": ex["num_frames"][None],
              "frame_index": ex["frame_index"][None, :length],
              "frame_age": ex["frame_age"][None, :length],

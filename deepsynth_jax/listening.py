@@ -67,7 +67,8 @@ def swap_test(run: runs.Run, data: Any, split: str, a: int, b: int, *, length: i
   if teacher_forced_fn is not None and run.generator.autoregressive:
     def ce(frames_ex):
       batch = {"audio": ex_a["audio"][None, :length],
-               "frames": run.fit_frames(frames_ex["frames"][None]),
+               "frames": run.fit_frames(frames_ex["frames"][None],
+                                        bool(frames_ex["press_frames"])),
                "frame_index": frames_ex["frame_index"][None, :length],
                "frame_age": frames_ex["frame_age"][None, :length]}
       return float(teacher_forced_fn(run.params, batch)["cross_entropy"])

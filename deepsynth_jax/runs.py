@@ -15,8 +15,9 @@ from typing import Any
 import jax
 import ml_collections
 import numpy as np
+from absl import logging
 
-from deepsynth_jax import checkpointing, input_pipeline, models
+from deepsynth_jax import checkpointing, keyboard_locator, models
 
 # Assumed for `params` + `config` without a run directory (the dataset's default).
 DEFAULT_SAMPLE_RATE = 4000
@@ -38,12 +39,26 @@ class Run:
   # What it learned from: {"uses_key_labels": bool, "frame_mode": "sparse" | "fps:N" | ...}.
   learned_from: dict = dataclasses.field(default_factory=dict)
 
-  def fit_frames(self, frames: Any) -> Any:
-    """uint8 (..., H, W) frames at the model's frame size: resized (`input_pipeline.
-    resize_frames`, as a camera video is) when the run's size is known and differs."""
+  def fit_frames(self, frames: Any, press_frames: bool = True) -> Any:
+    """uint8 (..., H, W) grayscale frames at the model's frame size. Frames of another size are
+    a camera's: the keyboard is located in them (all the frames given are taken to be one
+    camera's) and rectified to the straight view the model was trained on
+    (`keyboard_locator.straighten`: pose, focus and shades fitted to the video; frames at a
+    fixed rate, `press_frames` False, are also denoised in time).
+
+    Raises:
+      keyboard_locator.KeyboardNotFoundError: the frames do not show the keyboard."""
     if self.frame_shape is None or tuple(np.shape(frames)[-2:]) == self.frame_shape:
       return frames
-    return input_pipeline.resize_frames(np.asarray(frames), self.frame_shape)
+    frames = np.asarray(frames, np.uint8)
+    flat = frames.reshape((-1, *frames.shape[-2:]))
+    straight, pose = keyboard_locator.straighten(flat, self.frame_shape,
+                                                 clock_frames=not press_frames)
+    logging.info("keyboard located in %d x %d video: shift (%.4f, %.4f), roll %.2f deg, "
+                 "keystone %.3f, blur %.2f, gain %.2f, offset %.1f (correlation %.3f)",
+                 pose.height, pose.width, pose.shift_x, pose.shift_y, pose.rotation_deg,
+                 pose.perspective, pose.blur_sigma, pose.gain, pose.offset, pose.correlation)
+    return straight.reshape((*frames.shape[:-2], *self.frame_shape))
 
   def generate(self, frames: Any, frame_index: Any, frame_age: Any, *, seed: int = 0,
                temperature: float = 1.0, greedy: bool = False, true_audio: Any = None,
@@ -53,7 +68,8 @@ class Run:
     frame_age int32 (B, T), and the free-running cross-entropy (B,) of `true_audio` (nats per
     sample) when given and defined (see `models.Generator.generate`). `press_frames` (B,) or
     scalar: the frames mark key presses (sparse video), not a camera's fixed rate."""
-    out = self.generator.generate(self.params, self.fit_frames(frames), frame_index, frame_age,
+    frames = self.fit_frames(frames, bool(np.all(press_frames)))
+    out = self.generator.generate(self.params, frames, frame_index, frame_age,
                                   seed=seed,
                                   temperature=temperature, greedy=greedy, true_audio=true_audio,
                                   example_ids=example_ids, press_frames=press_frames)

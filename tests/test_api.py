@@ -28,9 +28,12 @@ def random_params(generator: models.Generator, batch: dict, seed: int = 0):
 
 
 def make_run_dir(workdir: str, data_dir: str, model_name: str = "wavenet",
-                 overrides: dict | None = None) -> str:
+                 overrides: dict | None = None, pressed_bias: float = 0.0) -> str:
   """A run directory as train.py leaves it: run.json and a best checkpoint (random params) of the
-  test config with `model_name` and the flattened config `overrides` ({"a.b": value})."""
+  test config with `model_name` and the flattened config `overrides` ({"a.b": value});
+  `pressed_bias` is added to a KeySynth's key logits (the key reader's output bias: (88,) for
+  "columns", (1,) shared by the keys for "placed"), so that random keys are shown pressed,
+  p > 0.5, and sound when generation rounds the key states."""
   config = test_config.get_config()
   config.data_dir = data_dir
   config.model = model_name
@@ -39,6 +42,10 @@ def make_run_dir(workdir: str, data_dir: str, model_name: str = "wavenet",
   generator = models.build_generator(config, data.sample_rate)
   batch = next(data.batches("train", 1, seed=0, epoch=0, crop_samples=64))
   params = random_params(generator, batch)
+  if pressed_bias:
+    params = jax.tree_util.tree_map_with_path(
+        lambda path, x: x + pressed_bias if ("key_reader" in jax.tree_util.keystr(path)
+                                             and x.shape in ((88,), (1,))) else x, params)
   state = train_state.TrainState.create(apply_fn=generator.module.apply, params=params,
                                         tx=optax.sgd(0.1))
   checkpointing.write_run_record(
@@ -103,7 +110,7 @@ def test_default_length(run_dir):
 
 
 @pytest.mark.filterwarnings("ignore::deepsynth_jax.api.FrameModeWarning")
-def test_dense_video_is_converted_and_resized(run_dir, clip):
+def test_dense_video_is_converted_and_straightened(run_dir, clip):
   frames, _ = clip
   fps = 40.0
   starts = np.round(np.arange(len(frames)) * 4000 / fps).astype(np.int64)
@@ -113,12 +120,25 @@ def test_dense_video_is_converted_and_resized(run_dir, clip):
   rgb = np.repeat(frames[..., None], 3, axis=-1)  # R = G = B: grayscale conversion is exact
   np.testing.assert_array_equal(
       deepsynth_jax.sample(rgb, fps=fps, checkpoint=run_dir, seconds=0.3, seed=1), sparse)
-  big = np.repeat(np.repeat(rgb, 2, axis=1), 3, axis=2)  # another size: resized
+  # Another size is another camera: the keyboard is located and straightened to the model's
+  # view (`Run.fit_frames`), here a scale of 2 x 3 undone; camera video (fps) is also filtered
+  # in time, press frames are not.
+  big = np.repeat(np.repeat(rgb, 2, axis=1), 3, axis=2)
   resized = deepsynth_jax.sample(big, fps=fps, checkpoint=run_dir, seconds=0.3, seed=1)
   assert resized.shape == (1200,) and np.all(np.isfinite(resized))
-  # Sparse frames of another size are resized the same way (the WaveNet reads no frame kind).
+  run = runs.load_run(run_dir)
+  straight = run.fit_frames(big[..., 0], press_frames=True)
+  assert straight.shape == frames.shape
+  assert np.mean(np.abs(straight.astype(np.float64) - frames)) < 20
   np.testing.assert_array_equal(
-      deepsynth_jax.sample(big[..., 0], starts, checkpoint=run_dir, seconds=0.3, seed=1), resized)
+      deepsynth_jax.sample(big[..., 0], starts, checkpoint=run_dir, seconds=0.3, seed=1),
+      deepsynth_jax.sample(straight, starts, checkpoint=run_dir, seconds=0.3, seed=1))
+  np.testing.assert_array_equal(
+      resized, deepsynth_jax.sample(run.fit_frames(big[..., 0], press_frames=False), fps=fps,
+                                    checkpoint=run_dir, seconds=0.3, seed=1))
+  with pytest.raises(api.SampleInputError, match="do not show a keyboard"):
+    deepsynth_jax.sample(np.random.default_rng(0).integers(0, 256, big.shape[:3], np.uint8),
+                         fps=fps, checkpoint=run_dir, seconds=0.3)
 
 
 def test_keysynth_is_one_forward_pass(tmp_path, tiny_data_dir, clip):

@@ -41,7 +41,7 @@ class FakeRun:
     self.generator = types.SimpleNamespace(autoregressive=autoregressive)
     self.calls = []
 
-  def fit_frames(self, frames):
+  def fit_frames(self, frames, press_frames=True):
     return frames
 
   def generate(self, frames, frame_index, frame_age, *, seed=0, temperature=1.0, greedy=False,

@@ -197,6 +197,30 @@ def test_hard_held_keeps_a_held_key_press_time_in_camera_video():
   np.testing.assert_array_equal(press[0, :, 0], [0, 0, 200, 200])
 
 
+def test_hard_key_states_sound_a_key_fully_or_not_at_all():
+  """A camera's noise leaves every key at a small p; with `hard_held` the partials take p only
+  where p > 0.5, so those keys are silent and a key shown pressed sounds as before."""
+  p = jnp.array([0.07, 0.3, 0.7, 1.0])
+  np.testing.assert_allclose(keysynth.sounding(p, hard=True), [0.0, 0.0, 0.7, 1.0])
+  np.testing.assert_array_equal(keysynth.sounding(p), p)
+  np.testing.assert_array_equal(jax.grad(lambda x: keysynth.sounding(x, True).sum())(p), 1.0)
+  config = test_config.get_config()
+  config.model = "keysynth"
+  config.keysynth.hard_held = True
+  generator = models.build_generator(config)
+  t, f = 256, 2
+  frames = jnp.zeros((1, f, 16, 104), jnp.uint8)
+  index = jnp.asarray(np.repeat(np.arange(f), t // f)[None], jnp.int32)
+  age = jnp.asarray(np.tile(np.arange(t // f), f)[None], jnp.int32)
+  module = generator.module
+  params = module.init(jax.random.PRNGKey(0), frames, index, age)["params"]
+  play = lambda level: np.asarray(module.apply(  # camera frames: the soft re-strike cue is off
+      {"params": params}, frames, index, age, False, key_states=jnp.full((1, f, 88), level)))
+  np.testing.assert_array_equal(play(0.3), 0.0)
+  np.testing.assert_allclose(play(0.8), 0.8 * play(1.0), atol=1e-6)
+  assert np.abs(play(1.0)).max() > 0
+
+
 def test_camera_video_teacher_credits_the_first_frame_after_an_onset():
   from tests.test_audio_teacher import _piano_like
 

@@ -22,7 +22,9 @@ instrument played by a learned key reader:
    frame that shows no new key means a held key was struck again, which no image can show.
    Camera video (a frame every 1/fps s, `press_frames` False) is a clock, not events: the
    re-strike cue and the held-over input are off, and generation rounds the key states
-   (`hard_held`, `press_kept`) so that a key keeps its press time from frame to frame. In
+   (`hard_held`, `press_kept`) so that a key keeps its press time from frame to frame, and a key
+   not shown pressed is silent (`sounding`: a camera's noise leaves every key at p ~ 0.07, a
+   chorus of all the keys at 7%, where the simulator's sharp frames give ~0). In
    generation the MLP plays only the `max_voices` keys most likely pressed at each control point
    (the others' p is the reader's floor of ~0.01, which otherwise plays a quiet chorus of every
    key); training plays all 88;
@@ -129,6 +131,16 @@ def held_over(pressed: jax.Array, previous: jax.Array, hard: bool = False) -> ja
   return held
 
 
+def sounding(pressed: jax.Array, hard: bool = False) -> jax.Array:
+  """The factor (..., 88) on each key's partials from pressed probabilities (..., 88): p, or with
+  `hard` p where the key is shown pressed (p > 0.5) and 0 elsewhere in the forward pass
+  (gradients straight through). The instrument learned its loudness times the soft p, so a
+  pressed key keeps it."""
+  if not hard:
+    return pressed
+  return pressed + jax.lax.stop_gradient(pressed * jnp.round(pressed) - pressed)
+
+
 def press_kept(pressed: jax.Array, previous: jax.Array, hard: bool = False) -> jax.Array:
   """Weight (..., 88) with which each key keeps the previous frame's press time (else it is
   pressed at this frame's start), from pressed probabilities (..., 88).
@@ -200,8 +212,8 @@ class KeySynth(nn.Module):
   num_age_features: int = 8
   sample_rate: int = 4000
   reader: str = "columns"  # "columns" (`KeyReader`) or "placed" (`PlacedKeyReader`)
-  # Key states rounded (p > 0.5) for `held_over` / `press_kept` in generation and validation
-  # (training keeps them soft: `loss_fn`). Needed for camera video.
+  # Key states rounded (p > 0.5) for `held_over` / `press_kept` / `sounding` in generation and
+  # validation (training keeps them soft: `loss_fn`). Needed for camera video.
   hard_held: bool = False
   # Voices: the instrument MLP plays only the `max_voices` most-pressed keys at each control point
   # (0 = all 88) in generation and validation; training plays all 88 (`loss_fn`), so that the
@@ -273,7 +285,7 @@ class KeySynth(nn.Module):
     frame_age_at = frame_age[:, inside] + (points - inside)                  # (B, P)
     amplitudes = self._instrument(key_age, gather_frames(held * events[:, None, None], at),
                                   gather_frames(nothing_new, at), frame_age_at,
-                                  gather_frames(pressed, at))
+                                  gather_frames(sounding(pressed, self.hard_held), at))
     note_age = None
     if self.onset_grid:
       # A phase needs one press time, not an expectation of two: the rounded key states' (as
@@ -385,7 +397,8 @@ class KeySynth(nn.Module):
         and "start" int32 (B, P) the sample at which that frame became current.
     """
     return self._instrument(self.note_age(points, facts["press"]), facts["held"],
-                            facts["no_new_key"], points - facts["start"], facts["pressed"])
+                            facts["no_new_key"], points - facts["start"],
+                            sounding(facts["pressed"], self.hard_held))
 
   def point_audio(self, points: jax.Array, facts: dict[str, jax.Array],
                   absolute_phase: jax.Array) -> jax.Array:
