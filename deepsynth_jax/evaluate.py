@@ -185,7 +185,8 @@ def evaluate_run(workdir: str, split: str = "test", num_examples: int | None = N
   }
   if listening:
     result["listening"] = listening_probes.listening_report(
-        run, data, split, chosen, length=length, seed=seed, teacher_forced_fn=teacher_forced)
+        run, data, split, chosen, length=length, seed=seed, teacher_forced_fn=teacher_forced,
+        temperature=temperature)
   checkpointing.write_json_atomic(os.path.join(out_dir, "metrics.json"), result)
   written = {name for row in rows for name in row.get("files", {}).values()}
   for name in os.listdir(out_dir):

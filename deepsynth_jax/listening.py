@@ -28,10 +28,10 @@ SILENCE_SECONDS = 2.0
 
 def _generate(run: runs.Run, frames: np.ndarray, frame_index: np.ndarray,
               frame_age: np.ndarray, *, seed: int, example_id: int,
-              press_frames: bool = True) -> np.ndarray:
+              press_frames: bool = True, temperature: float = 1.0) -> np.ndarray:
   """Free-running audio (T,) for one clip's frames (batch axis added here)."""
   audio, _ = run.generate(frames[None], frame_index[None], frame_age[None], seed=seed,
-                          example_ids=np.asarray([example_id]),
+                          temperature=temperature, example_ids=np.asarray([example_id]),
                           press_frames=np.asarray([press_frames]))
   return audio[0]
 
@@ -52,7 +52,8 @@ def swap_partner(data: Any, split: str, index: int, candidates: list[int]) -> in
 
 
 def swap_test(run: runs.Run, data: Any, split: str, a: int, b: int, *, length: int,
-              seed: int = 0, teacher_forced_fn=None) -> dict[str, float]:
+              seed: int = 0, teacher_forced_fn=None,
+              temperature: float = 1.0) -> dict[str, float]:
   """Generates for slot A from B's frames; scores against B's notes and A's notes."""
   ex_a, ex_b = data.example(split, a), data.example(split, b)
   rate = data.sample_rate
@@ -60,7 +61,7 @@ def swap_test(run: runs.Run, data: Any, split: str, a: int, b: int, *, length: i
   notes_b = metrics.clip_notes(data.notes(split, b), length)
   generated = _generate(run, ex_b["frames"], ex_b["frame_index"][:length],
                         ex_b["frame_age"][:length], seed=seed, example_id=a,
-                        press_frames=bool(ex_b["press_frames"]))
+                        press_frames=bool(ex_b["press_frames"]), temperature=temperature)
   out = {f"vs_shown_{k}": v for k, v in _f1s(generated, rate, notes_b).items()}
   out.update({f"vs_other_{k}": v for k, v in _f1s(generated, rate, notes_a).items()})
   out["partner"] = int(b)
@@ -78,30 +79,35 @@ def swap_test(run: runs.Run, data: Any, split: str, a: int, b: int, *, length: i
   return out
 
 
-def silence_test(run: runs.Run, data: Any, *, seed: int = 0,
-                 seconds: float = SILENCE_SECONDS) -> dict[str, float]:
+def silence_test(run: runs.Run, data: Any, *, seed: int = 0, seconds: float = SILENCE_SECONDS,
+                 temperature: float = 1.0) -> dict[str, float]:
   """RMS of audio generated from the untouched keyboard's frame."""
   h, w = data.frame_shape
   frame = keyboard.render_keyboard(np.zeros(88, bool), h, w)[None]
   length = int(seconds * data.sample_rate)
   index = np.zeros(length, np.int32)
   age = np.arange(length, dtype=np.int32)
-  generated = _generate(run, frame, index, age, seed=seed, example_id=0)
+  generated = _generate(run, frame, index, age, seed=seed, example_id=0,
+                        temperature=temperature)
   return {"silence_rms": float(np.sqrt(np.mean(generated.astype(np.float64) ** 2))),
           "silence_peak": float(np.max(np.abs(generated))) if length else 0.0}
 
 
 def listening_report(run: runs.Run, data: Any, split: str, indices: list[int], *, length: int,
-                     seed: int = 0, teacher_forced_fn=None) -> dict[str, Any]:
-  """Swap test for every example (partner from another song) and the silence test."""
+                     seed: int = 0, teacher_forced_fn=None,
+                     temperature: float = 1.0) -> dict[str, Any]:
+  """Swap test for every example (partner from another song) and the silence test, generated
+  at the evaluation's sampling `temperature` (0 = greedy)."""
   rows = []
   for a in indices:
     b = swap_partner(data, split, a, indices)
     rows.append({"index": int(a), **swap_test(run, data, split, a, b, length=length, seed=seed,
-                                              teacher_forced_fn=teacher_forced_fn)})
+                                              teacher_forced_fn=teacher_forced_fn,
+                                              temperature=temperature)})
   numeric = [k for k in rows[0] if k not in ("index", "partner")] if rows else []
   mean = {k: float(np.mean([r[k] for r in rows])) for k in numeric}
   reference_rms = float(np.mean([np.sqrt(np.mean(
       data.example(split, i)["audio"][:length].astype(np.float64) ** 2)) for i in indices]))
   return {"swap": {"mean": mean, "examples": rows},
-          "silence": {**silence_test(run, data, seed=seed), "reference_rms": reference_rms}}
+          "silence": {**silence_test(run, data, seed=seed, temperature=temperature),
+                      "reference_rms": reference_rms}}

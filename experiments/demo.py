@@ -30,11 +30,13 @@ from deepsynth_jax import comparison, evaluate, input_pipeline, play, train
 
 flags.DEFINE_string("data_dir", "data/deepsynth", "Dataset folder (built if missing).")
 flags.DEFINE_string("out", "demo_out", "Output folder.")
-flags.DEFINE_list("models", ["keysynth_phase", "keysynth", "keysynth_labels", "wavenet"],
+flags.DEFINE_list("models", ["keysynth_phase", "keysynth", "keysynth_labels", "vocoder",
+                            "wavenet"],
                   "Which demo models (models/demo_<name>): keysynth_phase (no key labels, the "
                   "default: keysynth fine-tuned with note-relative phases), keysynth (no key "
                   "labels), keysynth_labels (trained on the simulator's key labels: the upper "
-                  "bound), wavenet (the method).")
+                  "bound), vocoder (a WaveNet sampled autoregressively on keysynth_phase's "
+                  "audio, greedy), wavenet (the method).")
 flags.DEFINE_string("models_dir", "models", "Folder holding the shipped demo_<name> models.")
 flags.DEFINE_bool("train", False, "Train the demo models here instead of using the shipped ones.")
 flags.DEFINE_integer("examples_per_song", 2, "Test segments evaluated per test song.")
@@ -51,10 +53,16 @@ FLAGS = flags.FLAGS
 TRAIN_CONFIGS = {"keysynth_phase": "experiments/configs/keysynth_phase_cpu.py",
                  "keysynth": "experiments/configs/keysynth_cpu.py",
                  "keysynth_labels": "experiments/configs/keysynth_labels_cpu.py",
+                 "vocoder": "experiments/configs/vocoder_anchored_cpu.py",
                  "wavenet": "experiments/configs/cpu.py"}
 # Models that start from another demo model (config.init_from): with --train, from the one
 # trained here.
 STARTS_FROM = {"keysynth_phase": "keysynth"}
+# Vocoders and the demo KeySynth they play (config.vocoder.keysynth_run).
+PLAYS = {"vocoder": "keysynth_phase"}
+# Sampling temperature per model (autoregressive models; 0 = greedy): the anchored vocoder's
+# distribution is a Gaussian around its waveform, and its mean is what it plays.
+TEMPERATURES = {"vocoder": 0.0}
 
 
 def ensure_dataset(data_dir: str) -> None:
@@ -81,6 +89,8 @@ def model_workdir(name: str) -> str:
   config.data_dir = FLAGS.data_dir
   if name in STARTS_FROM:
     config.init_from = model_workdir(STARTS_FROM[name])
+  if name in PLAYS:
+    config.vocoder.keysynth_run = model_workdir(PLAYS[name])
   workdir = os.path.join("runs", f"demo_{name}")
   print(f"[demo] training {name} ({TRAIN_CONFIGS[name]}) into {workdir} ...", flush=True)
   train.train_and_evaluate(config, workdir)
@@ -101,14 +111,16 @@ def main(argv):
     out = os.path.join(FLAGS.out, name)
     print(f"[demo] {name}: hearing {len(indices)} test segments of {len(test_songs)} held-out "
           "songs ...", flush=True)
+    temperature = TEMPERATURES.get(name, 1.0)
     result = evaluate.evaluate_run(workdir, "test", data=data, indices=indices,
-                                   out_dir=os.path.join(out, "test_segments"), listening=True)
+                                   out_dir=os.path.join(out, "test_segments"), listening=True,
+                                   temperature=temperature)
     songs = []
     for song in test_songs[:FLAGS.songs]:
       entry = data.manifest["songs"][song]
       midi_path = os.path.join(FLAGS.data_dir, entry["midi_file"])
       played = play.play(midi_path, os.path.join(out, entry["id"]), workdir,
-                         max_seconds=FLAGS.song_seconds)
+                         max_seconds=FLAGS.song_seconds, temperature=temperature)
       songs.append({"song": entry["title"], **{k: v for k, v in played.items()
                                                if k in ("video.mp4", "seconds")}})
     if FLAGS.camera_fps and name in FLAGS.camera_models:
@@ -116,20 +128,21 @@ def main(argv):
       fps = f"{FLAGS.camera_fps:g}"
       played = play.play(os.path.join(FLAGS.data_dir, entry["midi_file"]),
                          os.path.join(out, f"{entry['id']}_{fps}fps"), workdir,
-                         max_seconds=FLAGS.song_seconds, frames=f"fps:{fps}")
+                         max_seconds=FLAGS.song_seconds, frames=f"fps:{fps}",
+                         temperature=temperature)
       songs.append({"song": f"{entry['title']} ({fps} fps camera video)",
                     "video.mp4": played["video.mp4"], "seconds": played["seconds"]})
     if FLAGS.midi_dir:
       for path in sorted(glob.glob(os.path.join(FLAGS.midi_dir, "*.mid*"))):
         stem = os.path.splitext(os.path.basename(path))[0]
         played = play.play(path, os.path.join(out, "yours", stem), workdir,
-                           max_seconds=FLAGS.song_seconds)
+                           max_seconds=FLAGS.song_seconds, temperature=temperature)
         songs.append({"song": stem, "video.mp4": played["video.mp4"],
                       "seconds": played["seconds"]})
     summary[name] = {"workdir": workdir, "learned_from": result["learned_from"],
                      "metrics": os.path.join(out, "test_segments", "metrics.json"),
                      "mean": result["mean"], "speed": result["speed"], "songs": songs,
-                     "listening": result["listening"]}
+                     "listening": result["listening"], "temperature": temperature}
 
   os.makedirs(FLAGS.out, exist_ok=True)
   wall = time.perf_counter() - start
@@ -154,7 +167,9 @@ def headline(summary: dict, wall: float) -> str:
 
     swap = s["listening"]["swap"]["mean"]
     silence = s["listening"]["silence"]
-    lines.append(f"  {name} ({comparison.learned_from_text(s['learned_from'])}):")
+    decoding = "" if s.get("temperature", 1.0) == 1.0 else (
+        "; greedy" if s["temperature"] == 0 else f"; temperature {s['temperature']:g}")
+    lines.append(f"  {name} ({comparison.learned_from_text(s['learned_from'])}{decoding}):")
     lines.append(f"    onset F1 {trio('onset_f1')}; pitch F1 {trio('pitch_f1')}; "
                  f"free-running CE {m['free_running_cross_entropy']:.3f} nats; "
                  f"{s['speed'].get('real_time_factor', float('nan')):.1f}x real time")

@@ -131,6 +131,83 @@ def test_sample_cond_is_causal(conditioned_model):
   assert np.any(np.asarray(a.buckets[:, t0 + 1:]) != np.asarray(b.buckets[:, t0 + 1:]))
 
 
+# ---- the anchored head ----------------------------------------------------------------------
+
+
+def _anchored_inputs(block: int = 8):
+  model = _wavenet(use_sample_cond=True, anchored_output=True, anchor_block=block)
+  tokens, frames, index, age, cond, buckets = _inputs()
+  cond[..., 0] = 0.5 * np.sin(np.arange(cond.shape[1]) / 5.0)  # the anchor: a tone in [-1, 1]
+  return model, _numpy_params(model, tokens, frames, index, age, cond, seed=1), (
+      tokens, frames, index, age, cond, buckets)
+
+
+def test_anchored_head_centres_on_the_anchor_and_holds_over_blocks():
+  model, params, (tokens, frames, index, age, cond, buckets) = _anchored_inputs(block=8)
+  assert "anchor_out" in params and "head_out" not in params
+  logits = lambda tok, c: np.asarray(model.apply({"params": params}, tok, frames, index, age, c))
+  base = logits(tokens, cond)
+  # A density over the buckets with one peak per sample: rising, then falling.
+  rising = np.diff(base - wavenet.bucket_log_widths(), axis=-1) > 0
+  assert np.all(np.sum(np.diff(rising.astype(int), axis=-1) != 0, axis=-1) <= 1)
+  # Gain and width come from each block's first sample: audio inside a block (t = 41..47, block
+  # 40..47) moves nothing until the next block starts (48), and then it may.
+  later = tokens.at[:, 42:].set((tokens[:, 42:] + 97) % 256)
+  changed = logits(later, cond)
+  np.testing.assert_array_equal(changed[:, :48], base[:, :48])
+  assert np.abs(changed[:, 48:] - base[:, 48:]).max() > 1e-3
+  # The anchor moves the mean at once.
+  shifted = cond.copy()
+  shifted[:, 44, 0] = -shifted[:, 44, 0] - 0.3
+  moved = logits(tokens, shifted) - wavenet.bucket_log_widths()
+  assert np.argmax(moved[0, 44]) != np.argmax(base[0, 44] - wavenet.bucket_log_widths())
+  # The sampler (per-sample state carries the held head) equals the parallel forward, and its
+  # greedy audio is the anchor times a gain: a positive correlation with it.
+  scanned = autoregressive.teacher_forced_logits(model, params, tokens, frames, index, age,
+                                                 sample_cond=cond)
+  np.testing.assert_allclose(scanned, base, rtol=1e-4, atol=2e-3)
+  greedy = autoregressive.generate(model, params, frames, index, age, greedy=True,
+                                   sample_cond=cond)
+  assert np.corrcoef(greedy.audio[0], cond[0, :, 0])[0, 1] > 0.8
+  with pytest.raises(ValueError, match="naive_generate"):
+    autoregressive.naive_generate(model, params, frames, index, age, sample_cond=cond)
+  with pytest.raises(ValueError, match="needs use_sample_cond"):
+    _wavenet(anchored_output=True).init(jax.random.key(0), tokens, frames, index, age)
+
+
+def test_anchored_logits_are_a_discretized_gaussian_around_gain_times_anchor():
+  anchor = jnp.asarray([0.0005, 0.1, -0.4, 0.003])
+  params = jnp.zeros((4, 2))  # gain exp(0) = 1
+  logits = wavenet.anchored_logits(params, anchor)
+  # Log-density plus log bucket width: the bucket masses of N(anchor, s^2) (s from softplus(0)).
+  s = wavenet.ANCHOR_MIN_WIDTH + wavenet.ANCHOR_WIDTH_SCALE * np.log(2.0)
+  probs = np.asarray(jax.nn.softmax(logits))
+  x = np.linspace(-1, 1, 400001)
+  for row, m in enumerate(np.asarray(anchor)):  # each bucket's mass, numerically
+    mass = np.bincount(audio_lib.quantize(x), weights=np.exp(-0.5 * ((x - m) / s) ** 2),
+                       minlength=256)
+    np.testing.assert_allclose(probs[row], mass / mass.sum(), atol=2e-3)
+  # The sampler's greedy decoding takes the density's mode, the bucket nearest the mean (the
+  # plain argmax would take a wider bucket further from zero), and temperature narrows it.
+  widths = wavenet.bucket_log_widths()
+  u = jnp.full((4,), 0.5)
+  greedy = autoregressive.sample_from_logits(logits, u, 1.0, True, widths)
+  np.testing.assert_array_equal(greedy, audio_lib.quantize(anchor))
+  assert not np.array_equal(np.argmax(logits, -1), greedy)
+  louder = wavenet.anchored_logits(params.at[:, 0].set(0.3), anchor)
+  gain = np.exp(wavenet.ANCHOR_LOG_GAIN_RANGE * np.tanh(0.3))
+  np.testing.assert_array_equal(
+      autoregressive.sample_from_logits(louder, u, 1.0, True, widths),
+      audio_lib.quantize(gain * anchor))
+  draws = lambda t: np.stack([np.asarray(autoregressive.sample_from_logits(
+      logits, jnp.full((4,), q), t, False, widths)) for q in np.linspace(0.01, 0.99, 50)])
+  spread = lambda t: np.ptp(audio_lib.dequantize(draws(t)), axis=0)
+  assert np.all(spread(0.1) < spread(1.0))
+  # Without widths, the plain softmax as before.
+  np.testing.assert_array_equal(autoregressive.sample_from_logits(logits, u, 1.0, True),
+                                np.argmax(logits, -1))
+
+
 # ---- the vocoder ----------------------------------------------------------------------------
 
 
@@ -274,6 +351,30 @@ def test_generate_shapes_determinism_and_free_running_loss(setup):
   g2 = generator.generate(params, *args, seed=7, greedy=True, press_frames=kw["press_frames"])
   np.testing.assert_array_equal(g1.audio, g2.audio)
   assert g1.cross_entropy is None
+
+
+def test_anchored_vocoder_centres_on_its_keysynth(tiny_data_dir, keysynth_run, data, setup):
+  _, _, batch, _ = setup
+  config = _config(tiny_data_dir, keysynth_run)
+  config.vocoder.anchored = True
+  config.vocoder.anchor_block = 16
+  generator = models.build_generator(config, data.sample_rate)
+  params = generator.init(jax.random.key(0), batch)
+  assert "anchor_correction" in params and "anchor_out" in params["wavenet"]
+  t, press = 96, batch["press_frames"][:2]
+  args = (batch["frames"][:2], batch["frame_index"][:2, :t], batch["frame_age"][:2, :t])
+  features = generator.conditioning(params, *args, press)
+  assert features.shape == (2, t, 1 + 4)
+  keysynth_audio = generator.module.apply({"params": params}, *args, press,
+                                          method=vocoder.Vocoder.keysynth_audio)
+  # The correction starts at zero: the anchor is the KeySynth audio itself.
+  np.testing.assert_allclose(features[..., 0], np.clip(keysynth_audio, -1, 1), atol=1e-6)
+  loss, _ = generator.loss(params, batch, train=True, keys=jax.random.split(jax.random.key(0), 4))
+  assert np.isfinite(float(loss))
+  bad = config.copy_and_resolve_references()
+  bad.quantization = "linear"
+  with pytest.raises(ValueError, match="mu_law"):
+    models.build_generator(bad, data.sample_rate)
 
 
 def test_trains_end_to_end_and_records_no_key_labels(tmp_path, tiny_data_dir, keysynth_run):

@@ -9,7 +9,8 @@ per layer holding its last `dilation` inputs, so O(layers) work per sample) as a
 step gathers only its current frame's row. The random numbers are drawn before the scan as well,
 so no step does host work. With per-sample conditioning (`sample_cond` (B, T, D), a WaveNet with
 `use_sample_cond`), every layer's projection of it (`WaveNet.sample_conditioning`, (B, T, L, 2C))
-is likewise computed for all samples before the scan, and step t reads its row t.
+is likewise computed for all samples before the scan, and step t reads its row t (with the raw
+features' first column, the anchor of an anchored head).
 
 Sampling draws one uniform u per example and step, the t-th number of the example's stream
 `fold_in(key(seed), example_id)`, and inverts the cumulative distribution of
@@ -97,13 +98,21 @@ def _cumsum_256(p: Array) -> Array:
 
 
 def sample_from_logits(logits: Array, u: Array, temperature: Array,
-                       greedy: bool | Array) -> Array:
+                       greedy: bool | Array, log_widths: Any = None) -> Array:
   """Buckets (B,) int32 from logits (B, 256) and uniforms u (B,) in [0, 1).
 
   Inverse-CDF sampling of softmax(logits / temperature), or the argmax where `greedy` (a traced
-  bool, so that greedy and sampled decoding share one compilation).
+  bool, so that greedy and sampled decoding share one compilation). With `log_widths` (256,)
+  the logits are a log-density plus the buckets' log widths (the WaveNet's anchored head):
+  temperature and greedy then act on the density, softmax(density / temperature + log_widths)
+  and argmax(density), so that greedy decoding is the density's mode, not the widest bucket's.
   """
-  z = logits / temperature
+  if log_widths is not None:
+    density = logits - log_widths
+    z = density / temperature + log_widths
+    logits = density
+  else:
+    z = logits / temperature
   p = jnp.exp(z - jnp.max(z, axis=-1, keepdims=True))
   cdf = _cumsum_256(p)
   # The first bucket whose cumulative mass exceeds u * total: never a bucket of zero mass, even
@@ -128,6 +137,12 @@ def bucket_cross_entropy(logits: Array, target: Array) -> Array:
   iota = jax.lax.broadcasted_iota(jnp.int32, logits.shape, 1)
   picked = jnp.sum(jnp.where(iota == target[:, None], logits, 0.0), axis=-1)  # not a gather
   return jax.nn.logsumexp(logits, axis=-1) - picked
+
+
+def _log_widths(model: Any) -> Array | None:
+  """The model's `log_bucket_widths` as a constant, or None (logits are plain logits)."""
+  widths = getattr(model, "log_bucket_widths", None)
+  return None if widths is None else jnp.asarray(widths, jnp.float32)
 
 
 def _apply(model, params, *args, method):
@@ -179,6 +194,7 @@ def _scan(model: Any, params: Any, frames: Array, frame_index: Array,
     projects them for all samples here, before the loop).
   """
   batch, length = frame_index.shape
+  log_widths = _log_widths(model)
   frame_cond = (frames if jnp.issubdtype(frames.dtype, jnp.floating)
                 else _apply(model, params, frames, method="frame_conditioning"))  # (B, F, L, 2C)
   state = _apply(model, params, batch, method="init_state")
@@ -195,7 +211,7 @@ def _scan(model: Any, params: Any, frames: Array, frame_index: Array,
     xs["target"] = audio_lib.quantize(true_audio, quantization)
   if sample_cond is not None:
     xs["sample_cond"] = _apply(model, params, sample_cond,
-                               method="sample_conditioning")  # (B, T, L, 2C)
+                               method="sample_conditioning")  # {"gate": (B, T, L, 2C), ...}
 
   def body(carry, x):
     state, token = carry
@@ -205,7 +221,7 @@ def _scan(model: Any, params: Any, frames: Array, frame_index: Array,
                                         unique_indices=True)
     extra = () if sample_cond is None else (x["sample_cond"],)
     logits, state = _apply(model, params, state, token, cond_t, x["age"], *extra, method="step")
-    sample = sample_from_logits(logits, x["u"], temperature, greedy)
+    sample = sample_from_logits(logits, x["u"], temperature, greedy, log_widths)
     out = {"buckets": sample}
     if true_audio is not None:
       out["cross_entropy"] = bucket_cross_entropy(logits, x["target"])
@@ -214,7 +230,7 @@ def _scan(model: Any, params: Any, frames: Array, frame_index: Array,
     return (state, sample), out
 
   start = jnp.full((batch,), audio_lib.NO_AUDIO, jnp.int32)
-  xs = {k: jnp.swapaxes(v, 0, 1) for k, v in xs.items()}
+  xs = jax.tree.map(lambda v: jnp.swapaxes(v, 0, 1), xs)
   _, out = jax.lax.scan(body, (state, start), xs, unroll=unroll)
   return _outputs({k: jnp.swapaxes(v, 0, 1) for k, v in out.items()}, quantization)
 
@@ -352,6 +368,9 @@ def naive_generate(model: Any, params: Any, frames: Any, frame_index: Any,
   `sample_cond`, when given).
   """
   b, _ = _check_inputs(frames, frame_index, frame_age, true_audio, sample_cond)
+  if getattr(model, "anchored_output", False):
+    raise ValueError("naive_generate recomputes a window and cannot hold an anchored head's "
+                     "gain over blocks that began before it; use generate")
   greedy, temperature = _check_temperature(temperature, greedy)
   out = _naive_scan(model, params, jnp.asarray(frames), jnp.asarray(frame_index, jnp.int32),
                     jnp.asarray(frame_age, jnp.int32), jnp.int32(seed),
@@ -402,7 +421,7 @@ def _block_scan(model: Any, params: Any, state: Any, token: Array, frame_cond: A
     cond_t = flat_cond.at[x["row"]].get(mode="promise_in_bounds", indices_are_sorted=True,
                                         unique_indices=True)
     logits, state = _apply(model, params, state, token, cond_t, x["age"], method="step")
-    sample = sample_from_logits(logits, x["u"], temperature, greedy)
+    sample = sample_from_logits(logits, x["u"], temperature, greedy, _log_widths(model))
     return (state, sample), sample
 
   xs = {k: jnp.swapaxes(v, 0, 1) for k, v in xs.items()}

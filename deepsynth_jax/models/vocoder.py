@@ -9,6 +9,12 @@ the 256 mu-law buckets of the true audio from its previous buckets and those fea
 the piano's sound on top of KeySynth's notes. Training is the WaveNet's: teacher-forced softmax
 cross-entropy with audio-input dropout; generation is the autoregressive `lax.scan` sampler.
 
+Anchored (`config.vocoder.anchored`): the WaveNet's distribution is a Gaussian over the buckets
+around gain x anchor (`WaveNet.anchored_output`), where the anchor is the KeySynth audio plus a
+learned correction from the conv stack (zero at initialization) and gain and width come from the
+WaveNet stack, held over `anchor_block` samples. The waveform then comes from the video through
+KeySynth; the past audio sets the loudness a note was struck with, which the video does not show.
+
 The KeySynth is frozen: its architecture comes from its run's run.json
 (`config.vocoder.keysynth_run`) and its best parameters are copied, at `init`, into the vocoder's
 own parameters (`params["keysynth"]`), so a vocoder checkpoint holds the KeySynth it was trained
@@ -63,6 +69,8 @@ class Vocoder(nn.Module):
     cond_channels: D, their channels.
     cond_kernel: their (odd) kernel size in samples; "same" padding, so each layer sees
       (cond_kernel - 1) / 2 samples ahead and behind.
+    anchored: prepend the anchor (KeySynth audio + a learned correction from the features) as
+      feature 0, for a WaveNet with `anchored_output`.
   """
 
   keysynth: KeySynth
@@ -70,10 +78,13 @@ class Vocoder(nn.Module):
   cond_layers: int = 2
   cond_channels: int = 32
   cond_kernel: int = 9
+  anchored: bool = False
 
   def setup(self):
     self.cond_convs = [nn.Conv(self.cond_channels, (self.cond_kernel,), padding="SAME")
                        for _ in range(self.cond_layers)]
+    if self.anchored and self.cond_layers:
+      self.anchor_correction = nn.Dense(1, kernel_init=nn.initializers.zeros_init())
 
   def keysynth_audio(self, frames: Array, frame_index: Array, frame_age: Array,
                      press_frames: Array | bool = True) -> Array:
@@ -82,12 +93,16 @@ class Vocoder(nn.Module):
     return jax.lax.stop_gradient(self.keysynth(frames, frame_index, frame_age, press_frames))
 
   def sample_features(self, keysynth_audio: Array) -> Array:
-    """float32 (B, T) KeySynth audio -> float32 (B, T, D) per-sample conditioning features."""
+    """float32 (B, T) KeySynth audio -> float32 (B, T, D) per-sample conditioning features
+    (D + 1 when anchored: the anchor, audio in ~[-1, 1], first)."""
     a = jnp.clip(keysynth_audio, -1.0, 1.0)
     x = jnp.stack([a, _compand(a)], axis=-1)
     for conv in self.cond_convs:
       x = jnp.tanh(conv(x))
-    return x
+    if not self.anchored:
+      return x
+    anchor = a + self.anchor_correction(x)[..., 0] if self.cond_layers else a
+    return jnp.concatenate([anchor[..., None], x], axis=-1)
 
   def conditioning(self, frames: Array, frame_index: Array, frame_age: Array,
                    press_frames: Array | bool = True) -> Array:
@@ -145,13 +160,18 @@ class VocoderGenerator(Generator):
     recorded = checkpointing.learned_from(record)["uses_key_labels"]
     self._keysynth_uses_key_labels = (keysynth.uses_key_labels if recorded is None
                                       else bool(recorded))
+    anchored = bool(c.get("anchored", False))  # absent in runs made before it
+    if anchored and config.quantization != "mu_law":
+      raise ValueError(f"config.vocoder.anchored centres its Gaussian on mu-law buckets; set "
+                       f"config.quantization='mu_law' (got {config.quantization!r})")
     wavenet = wavenet_from_config(config, self.sample_rate, use_video=bool(c.frame_encoder),
                                   use_frame_age=bool(config.conditioning.use_frame_age),
-                                  use_sample_cond=True)
+                                  use_sample_cond=True, anchored_output=anchored,
+                                  anchor_block=int(c.get("anchor_block", 64)))
     if c.cond_kernel < 1 or c.cond_kernel % 2 == 0:
       raise ValueError(f"config.vocoder.cond_kernel={c.cond_kernel} must be odd and >= 1")
     return Vocoder(keysynth=keysynth.module, wavenet=wavenet, cond_layers=c.cond_layers,
-                   cond_channels=c.cond_channels, cond_kernel=c.cond_kernel)
+                   cond_channels=c.cond_channels, cond_kernel=c.cond_kernel, anchored=anchored)
 
   @property
   def uses_key_labels(self) -> bool:

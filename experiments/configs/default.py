@@ -128,6 +128,11 @@ def get_config() -> ml_collections.ConfigDict:
   # Voices of the frozen KeySynth (its keysynth.max_voices; 0 = all 88 keys), fixed here so that
   # the vocoder hears the KeySynth it was trained on whatever that run's record says.
   config.vocoder.keysynth_max_voices = 0
+  # The WaveNet's distribution: False = 256 free logits (the method's head); True = a Gaussian
+  # over the buckets around gain x (KeySynth audio + a learned correction), gain and width from the
+  # WaveNet stack, held over anchor_block samples (models/wavenet.py, `anchored_output`).
+  config.vocoder.anchored = False
+  config.vocoder.anchor_block = 64
 
   # Global batch size (examples per step over all devices and hosts).
   config.batch_size = 8
