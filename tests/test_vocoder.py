@@ -208,6 +208,31 @@ def test_anchored_logits_are_a_discretized_gaussian_around_gain_times_anchor():
                                 np.argmax(logits, -1))
 
 
+def test_level_trained_gain_gets_no_gradient_from_the_logits():
+  anchor = 0.3 * np.sin(np.arange(256) / 3.0)[None].astype(np.float32)
+  ones = jnp.ones_like(anchor)
+  np.testing.assert_allclose(wavenet.anchored_level_loss(ones, anchor, 2 * anchor, 64),
+                             np.log(2.0) ** 2, rtol=1e-5)
+  assert float(wavenet.anchored_level_loss(2 * ones, anchor, 2 * anchor, 64)) < 1e-10
+  silent = np.zeros_like(anchor)  # no heard block: nothing to match
+  assert float(wavenet.anchored_level_loss(ones, anchor, silent, 64)) == 0.0
+  tokens, frames, index, age, cond, buckets = _inputs()
+  cond[..., 0] = 0.5 * np.sin(np.arange(cond.shape[1]) / 5.0)
+  for level in (False, True):
+    model = _wavenet(use_sample_cond=True, anchored_output=True, anchor_block=8,
+                     anchor_level_gain=level)
+    params = _numpy_params(model, tokens, frames, index, age, cond, seed=1)
+    ce = lambda p, model=model: jnp.mean(optax.softmax_cross_entropy_with_integer_labels(
+        model.apply({"params": p}, tokens, frames, index, age, cond), buckets))
+    grad = jax.grad(ce)(params)["anchor_out"]["kernel"]
+    assert (float(jnp.abs(grad).max()) == 0.0) == level
+    logits, gain = model.apply({"params": params}, tokens, frames, index, age, cond,
+                               return_gain=True)
+    np.testing.assert_array_equal(logits, model.apply({"params": params}, tokens, frames, index,
+                                                      age, cond))  # the same forward
+    assert gain.shape == tokens.shape and float(gain.min()) > 0
+
+
 # ---- the vocoder ----------------------------------------------------------------------------
 
 

@@ -11,9 +11,12 @@ cross-entropy with audio-input dropout; generation is the autoregressive `lax.sc
 
 Anchored (`config.vocoder.anchored`): the WaveNet's distribution is a Gaussian over the buckets
 around gain x anchor (`WaveNet.anchored_output`), where the anchor is the KeySynth audio plus a
-learned correction from the conv stack (zero at initialization) and gain and width come from the
-WaveNet stack, held over `anchor_block` samples. The waveform then comes from the video through
-KeySynth; the past audio sets the loudness a note was struck with, which the video does not show.
+learned correction from the conv stack (zero at initialization), the width comes from the
+per-sample features and the gain from the WaveNet stack every `anchor_block` samples. The
+waveform then comes from the video through KeySynth; the past audio sets the loudness a note was
+struck with, which the video does not show. With `config.vocoder.level_loss` > 0 the gain is
+trained on the loudness it gives (`wavenet.anchored_level_loss`, that weight times it added to
+the cross-entropy), not through the logits.
 
 The KeySynth is frozen: its architecture comes from its run's run.json
 (`config.vocoder.keysynth_run`) and its best parameters are copied, at `init`, into the vocoder's
@@ -48,7 +51,7 @@ from deepsynth_jax.models.keysynth import (
   check_crops_on_grid,
   press_frames_of,
 )
-from deepsynth_jax.models.wavenet import WaveNet, wavenet_from_config
+from deepsynth_jax.models.wavenet import WaveNet, anchored_level_loss, wavenet_from_config
 
 Array = jax.Array
 
@@ -110,12 +113,17 @@ class Vocoder(nn.Module):
     return self.sample_features(self.keysynth_audio(frames, frame_index, frame_age, press_frames))
 
   def __call__(self, tokens: Array, frames: Array, frame_index: Array, frame_age: Array,
-               press_frames: Array | bool = True) -> Array:
+               press_frames: Array | bool = True, return_gain: bool = False) -> Any:
     """Teacher-forced logits float32 (B, T, 256) from input tokens int32 (B, T)
     (`audio_input_tokens`), frames uint8 (B, F, H, W), frame_index and frame_age int32 (B, T)
-    and press_frames bool (B,) or scalar."""
+    and press_frames bool (B,) or scalar; with `return_gain` (anchored), also the anchored
+    head's gain (B, T) and its anchor (B, T)."""
     features = self.conditioning(frames, frame_index, frame_age, press_frames)
-    return self.wavenet(tokens, frames, frame_index, frame_age, features)
+    if not return_gain:
+      return self.wavenet(tokens, frames, frame_index, frame_age, features)
+    logits, gain = self.wavenet(tokens, frames, frame_index, frame_age, features,
+                                return_gain=True)
+    return logits, gain, features[..., 0]
 
 
 def keysynth_run_config(record: dict, run_dir: str, sample_rate: int) -> ml_collections.ConfigDict:
@@ -161,13 +169,18 @@ class VocoderGenerator(Generator):
     self._keysynth_uses_key_labels = (keysynth.uses_key_labels if recorded is None
                                       else bool(recorded))
     anchored = bool(c.get("anchored", False))  # absent in runs made before it
+    self.level_loss_weight = float(c.get("level_loss", 0.0))
+    if self.level_loss_weight < 0 or (self.level_loss_weight and not anchored):
+      raise ValueError(f"config.vocoder.level_loss={self.level_loss_weight} needs "
+                       "vocoder.anchored and must be >= 0")
     if anchored and config.quantization != "mu_law":
       raise ValueError(f"config.vocoder.anchored centres its Gaussian on mu-law buckets; set "
                        f"config.quantization='mu_law' (got {config.quantization!r})")
     wavenet = wavenet_from_config(config, self.sample_rate, use_video=bool(c.frame_encoder),
                                   use_frame_age=bool(config.conditioning.use_frame_age),
                                   use_sample_cond=True, anchored_output=anchored,
-                                  anchor_block=int(c.get("anchor_block", 64)))
+                                  anchor_block=int(c.get("anchor_block", 64)),
+                                  anchor_level_gain=self.level_loss_weight > 0)
     if c.cond_kernel < 1 or c.cond_kernel % 2 == 0:
       raise ValueError(f"config.vocoder.cond_kernel={c.cond_kernel} must be odd and >= 1")
     return Vocoder(keysynth=keysynth.module, wavenet=wavenet, cond_layers=c.cond_layers,
@@ -209,12 +222,19 @@ class VocoderGenerator(Generator):
     buckets = audio_lib.quantize(batch["audio"], self.config.quantization)
     rate = self.config.wavenet.audio_dropout if train else 0.0
     tokens = audio_input_tokens(buckets, rate, keys if rate > 0 else None)
-    logits = self.module.apply({"params": params}, tokens, batch["frames"], batch["frame_index"],
-                               batch["frame_age"], press_frames_of(batch))
-    ce = optax.softmax_cross_entropy_with_integer_labels(logits, buckets)
+    args = (tokens, batch["frames"], batch["frame_index"], batch["frame_age"],
+            press_frames_of(batch))
+    metrics = {}
+    if self.level_loss_weight:
+      logits, gain, anchor = self.module.apply({"params": params}, *args, return_gain=True)
+      metrics["level_loss"] = anchored_level_loss(gain, anchor, batch["audio"],
+                                                  self.module.wavenet.anchor_block)
+    else:
+      logits = self.module.apply({"params": params}, *args)
+    ce = jnp.mean(optax.softmax_cross_entropy_with_integer_labels(logits, buckets))
     accuracy = jnp.mean(jnp.argmax(logits, -1) == buckets)
-    loss = jnp.mean(ce)
-    return loss, {"loss": loss, "cross_entropy": loss, "accuracy": accuracy}
+    loss = ce + self.level_loss_weight * metrics.get("level_loss", 0.0)
+    return loss, {"loss": loss, "cross_entropy": ce, "accuracy": accuracy, **metrics}
 
   def conditioning(self, params: Any, frames: Any, frame_index: Any, frame_age: Any,
                    press_frames: Any = True) -> jax.Array:

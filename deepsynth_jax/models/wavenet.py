@@ -112,6 +112,10 @@ class WaveNet(nn.Module):
       use_sample_cond). Its parameters are "anchor_out", "width_hidden" and "width_out" instead
       of "head_out".
     anchor_block: samples per step of the anchored head's gain (ramped between steps).
+    anchor_level_gain: the gain gets no gradient through the logits (the same forward): it is
+      trained by a loss on the level it gives (`anchored_level_loss`), not on the mean, since the
+      mean's loss shrinks it below the level ratio wherever the anchor is imperfect, and a
+      model fed its own quieter past then shrinks it again.
   """
 
   num_layers: int = 10
@@ -131,6 +135,7 @@ class WaveNet(nn.Module):
   use_sample_cond: bool = False
   anchored_output: bool = False
   anchor_block: int = 64
+  anchor_level_gain: bool = False
 
   @property
   def log_bucket_widths(self) -> np.ndarray | None:
@@ -217,7 +222,8 @@ class WaveNet(nn.Module):
   # ---- parallel (teacher-forced) forward ----------------------------------------------------
 
   def __call__(self, tokens: Array, frames: Array, frame_index: Array,
-               frame_age: Array, sample_cond: Array | None = None) -> Array:
+               frame_age: Array, sample_cond: Array | None = None,
+               return_gain: bool = False) -> Array | tuple[Array, Array]:
     """Teacher-forced logits for a whole clip.
 
     Args:
@@ -228,13 +234,15 @@ class WaveNet(nn.Module):
       sample_cond: float32 (B, T, D) per-sample features, given exactly when `use_sample_cond`.
 
     Returns:
-      float32 (B, T, 256) logits over buckets.
+      float32 (B, T, 256) logits over buckets (and with `return_gain`, for the anchored head,
+      its gain float32 (B, T) at every sample).
     """
     return self.logits_from_embeddings(self.embed(tokens), self.frame_conditioning(frames),
-                                       frame_index, frame_age, sample_cond)
+                                       frame_index, frame_age, sample_cond, return_gain)
 
   def logits_from_embeddings(self, x: Array, frame_cond: Array, frame_index: Array,
-                             frame_age: Array, sample_cond: Array | None = None) -> Array:
+                             frame_age: Array, sample_cond: Array | None = None,
+                             return_gain: bool = False) -> Array | tuple[Array, Array]:
     """As `__call__`, from embedded tokens (B, T, C) and `frame_conditioning` (B, F, L, 2C)
     (and the raw per-sample features (B, T, D) when `use_sample_cond`)."""
     self._check_sample_cond(sample_cond)
@@ -264,8 +272,13 @@ class WaveNet(nn.Module):
     before = jnp.concatenate([now[:, :1], now[:, :-1]], axis=1)
     ramp = jnp.asarray(np.arange(block) / block, jnp.float32)
     log_gain = (before[..., None] + (now - before)[..., None] * ramp).reshape(now.shape[0], -1)
-    params = jnp.stack([log_gain[:, :length], sample_terms["width"]], axis=-1)
-    return anchored_logits(params, sample_terms["anchor"])
+    log_gain = log_gain[:, :length]
+    trained = jax.lax.stop_gradient(log_gain) if self.anchor_level_gain else log_gain
+    logits = anchored_logits(jnp.stack([trained, sample_terms["width"]], axis=-1),
+                             sample_terms["anchor"])
+    if return_gain:
+      return logits, anchor_gain(log_gain)
+    return logits
 
   def _gated_residual(self, pre_gate: Array, x: Array, out: nn.Dense) -> tuple[Array, Array]:
     a, b = jnp.split(pre_gate, 2, axis=-1)
@@ -379,6 +392,26 @@ def bucket_log_widths() -> np.ndarray:
   return np.log(np.diff(linear)).astype(np.float32)
 
 
+def anchor_gain(pre_activation: Array) -> Array:
+  """The anchored head's gain from its pre-activation: exp(ANCHOR_LOG_GAIN_RANGE * tanh(.))."""
+  return jnp.exp(ANCHOR_LOG_GAIN_RANGE * jnp.tanh(pre_activation))
+
+
+def anchored_level_loss(gain: Array, anchor: Array, audio: Array, block: int) -> Array:
+  """Squared log-ratio of levels, per block of `block` samples: the true audio's RMS against
+  gain x the anchor's, gain (B, T) averaged over the block; anchor, audio float32 (B, T) in
+  [-1, 1]. Blocks where either is silent (RMS < 1e-3) are left out. Scalar, mean over blocks."""
+  b, t = audio.shape
+  n = t // block
+  cut = lambda x: x[:, :n * block].reshape(b, n, block)
+  rms = lambda x: jnp.sqrt(jnp.mean(jnp.square(cut(x)), axis=-1))
+  level_true, level_anchor = rms(audio), rms(anchor)
+  heard = (level_true > 1e-3) & (level_anchor > 1e-3)
+  error = (jnp.log(jnp.maximum(level_true, 1e-3))
+           - jnp.log(jnp.mean(cut(gain), axis=-1) * jnp.maximum(level_anchor, 1e-3)))
+  return jnp.sum(jnp.where(heard, error * error, 0.0)) / jnp.maximum(jnp.sum(heard), 1)
+
+
 def anchored_logits(params: Array, anchor: Array) -> Array:
   """The anchored head's bucket logits.
 
@@ -393,7 +426,7 @@ def anchored_logits(params: Array, anchor: Array) -> Array:
     waveform is: in the companded domain a small error near a zero crossing is a large one
     (5.2 nats against 4.6 for the same gains and widths on validation crops).
   """
-  gain = jnp.exp(ANCHOR_LOG_GAIN_RANGE * jnp.tanh(params[..., 0]))
+  gain = anchor_gain(params[..., 0])
   width = ANCHOR_MIN_WIDTH + ANCHOR_WIDTH_SCALE * jax.nn.softplus(params[..., 1])
   mean = gain * anchor
   centres = jnp.asarray(audio_lib.dequantize(np.arange(NUM_BUCKETS)), jnp.float32)
@@ -403,7 +436,8 @@ def anchored_logits(params: Array, anchor: Array) -> Array:
 
 def wavenet_from_config(config: ml_collections.ConfigDict, sample_rate: int, *, use_video: bool,
                         use_frame_age: bool, use_sample_cond: bool = False,
-                        anchored_output: bool = False, anchor_block: int = 64) -> WaveNet:
+                        anchored_output: bool = False, anchor_block: int = 64,
+                        anchor_level_gain: bool = False) -> WaveNet:
   """The WaveNet of a config's `wavenet`, `encoder` and `conditioning` sections."""
   c = config.wavenet
   return WaveNet(num_layers=c.num_layers, layers_per_stack=c.layers_per_stack,
@@ -417,7 +451,8 @@ def wavenet_from_config(config: ml_collections.ConfigDict, sample_rate: int, *, 
                  use_frame_age=use_frame_age,
                  num_age_features=config.conditioning.num_age_features,
                  sample_rate=sample_rate, use_sample_cond=use_sample_cond,
-                 anchored_output=anchored_output, anchor_block=anchor_block)
+                 anchored_output=anchored_output, anchor_block=anchor_block,
+                 anchor_level_gain=anchor_level_gain)
 
 
 class WaveNetGenerator(Generator):

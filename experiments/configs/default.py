@@ -133,6 +133,9 @@ def get_config() -> ml_collections.ConfigDict:
   # WaveNet stack, held over anchor_block samples (models/wavenet.py, `anchored_output`).
   config.vocoder.anchored = False
   config.vocoder.anchor_block = 64
+  # > 0: the anchored head's gain is trained on the block loudness it gives (this weight x the
+  # squared log-ratio of levels), not through the logits (wavenet.anchored_level_loss).
+  config.vocoder.level_loss = 0.0
 
   # Global batch size (examples per step over all devices and hosts).
   config.batch_size = 8
