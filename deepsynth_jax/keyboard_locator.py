@@ -228,17 +228,25 @@ def deblur(frames: np.ndarray, sigma: float) -> np.ndarray:
 
 def straighten(frames: np.ndarray, size: tuple[int, int], *,
                clock_frames: bool = False) -> tuple[np.ndarray, KeyboardPose]:
-  """`locate` then `rectify`: uint8 (F, H, W) camera frames -> uint8 (F, h, w) straight views at
-  `size`, and the pose.
+  """`locate` then `rectify`: uint8 (F, H, W) frames of one clip, or (B, F, H, W) of B clips, all
+  filmed by one camera -> uint8 (..., h, w) straight views at `size`, and the pose (fitted to
+  all the frames together).
 
   With `clock_frames` (video at a fixed frame rate, not a frame per key press), each pixel is
-  first replaced by its median over the frame and its two neighbours in time: sensor noise,
-  which deblurring amplifies, is new in every frame, while a key stays down for more than one
-  frame of a 24-60 fps camera. (A key down for one frame only is lost; sparse press frames,
-  where every frame is a new key state, are never filtered.)
+  first replaced by its median over the frame and its two neighbours in time, within its clip:
+  sensor noise, which deblurring amplifies, is new in every frame, while a key stays down for
+  more than one frame of a 24-60 fps camera. (A key down for one frame only is lost; sparse
+  press frames, where every frame is a new key state, are never filtered.)
   """
-  frames = _gray(frames)
-  pose = locate(frames, size)
-  if clock_frames and len(frames) >= 3:
-    frames = ndimage.median_filter(frames, size=(3, 1, 1), mode="nearest")
-  return rectify(frames, pose), pose
+  frames = np.asarray(frames)
+  if frames.ndim not in (3, 4):
+    raise ValueError(f"frames must be uint8 (F, H, W) or (B, F, H, W), got {frames.shape}")
+  clips = frames if frames.ndim == 4 else frames[None]
+  pose = locate(_gray(clips.reshape((-1, *clips.shape[2:]))), size)
+  out = []
+  for clip in clips:
+    if clock_frames and len(clip) >= 3:
+      clip = ndimage.median_filter(clip, size=(3, 1, 1), mode="nearest")
+    out.append(rectify(clip, pose))
+  straight = np.stack(out)
+  return (straight if frames.ndim == 4 else straight[0]), pose

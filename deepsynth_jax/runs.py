@@ -42,7 +42,8 @@ class Run:
   def fit_frames(self, frames: Any, press_frames: bool = True) -> Any:
     """uint8 (..., H, W) grayscale frames at the model's frame size. Frames of another size are
     a camera's: the keyboard is located in them (all the frames given are taken to be one
-    camera's) and rectified to the straight view the model was trained on
+    camera's; (..., F, H, W) are clips of F frames) and rectified to the straight view the
+    model was trained on
     (`keyboard_locator.straighten`: pose, focus and shades fitted to the video; frames at a
     fixed rate, `press_frames` False, are also denoised in time).
 
@@ -51,8 +52,8 @@ class Run:
     if self.frame_shape is None or tuple(np.shape(frames)[-2:]) == self.frame_shape:
       return frames
     frames = np.asarray(frames, np.uint8)
-    flat = frames.reshape((-1, *frames.shape[-2:]))
-    straight, pose = keyboard_locator.straighten(flat, self.frame_shape,
+    clips = frames.reshape((-1, *frames.shape[-3:])) if frames.ndim >= 3 else frames[None, None]
+    straight, pose = keyboard_locator.straighten(clips, self.frame_shape,
                                                  clock_frames=not press_frames)
     logging.info("keyboard located in %d x %d video: shift (%.4f, %.4f), roll %.2f deg, "
                  "keystone %.3f, blur %.2f, gain %.2f, offset %.1f (correlation %.3f)",

@@ -6,6 +6,7 @@ import dataclasses
 
 import numpy as np
 import pytest
+from scipy import ndimage
 
 from data_gen import camera, keyboard
 from deepsynth_jax import keyboard_locator as kl
@@ -86,6 +87,11 @@ def test_camera_noise_is_filtered_in_time_only_for_clock_frames(frames):
   key = keyboard.layout(H, W).owner == 41
   assert press_view[5][key].mean() < 200 < clock_view[5][key].mean()  # pressed keys are darker
   assert error(clock) < 30 and error(press) < 30
+  # Several clips of one camera: one pose, each clip filtered in time on its own.
+  both, pose = kl.straighten(np.stack([noisy, noisy[::-1]]), (H, W), clock_frames=True)
+  assert both.shape == (2, *frames.shape)
+  np.testing.assert_array_equal(both[0], kl.rectify(ndimage.median_filter(
+      noisy, size=(3, 1, 1), mode="nearest"), pose))
 
 
 def test_not_a_keyboard_is_one_clear_error():
