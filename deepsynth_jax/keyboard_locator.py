@@ -74,14 +74,6 @@ class KeyboardPose:
   offset: float = 0.0
   correlation: float = 1.0
 
-  def style(self) -> camera.CameraStyle:
-    """The camera style at the video's size that this pose and these shades describe."""
-    return camera.CameraStyle(height=self.height, width=self.width, shift_x=self.shift_x,
-                              shift_y=self.shift_y, rotation_deg=self.rotation_deg,
-                              perspective=self.perspective, blur_sigma=self.blur_sigma,
-                              contrast=self.gain,
-                              brightness=self.offset - camera.MID_GRAY * (1.0 - self.gain))
-
 
 def _gray(frames: np.ndarray) -> np.ndarray:
   frames = np.asarray(frames)
