@@ -29,12 +29,25 @@ def _xp(x: Array):
   return jnp
 
 
+def mu_law_compand(audio: Array) -> Array:
+  """float audio in [-1, 1] -> its mu-law companding in [-1, 1] (the scale in which the mu-law
+  buckets are uniform, 2 / MU wide)."""
+  xp = _xp(audio)
+  return xp.sign(audio) * xp.log1p(MU * xp.abs(audio)) / np.log1p(MU)
+
+
+def mu_law_expand(companded: Array) -> Array:
+  """The inverse of `mu_law_compand`: companded values in [-1, 1] -> audio in [-1, 1]."""
+  xp = _xp(companded)
+  return xp.sign(companded) * xp.expm1(xp.abs(companded) * np.log1p(MU)) / MU
+
+
 def quantize(audio: Array, scheme: str = "mu_law") -> Array:
   """Maps float audio in [-1, 1] (values outside are clipped) to int32 buckets 0..255."""
   xp = _xp(audio)
   x = xp.clip(audio, -1.0, 1.0)
   if scheme == "mu_law":
-    x = xp.sign(x) * xp.log1p(MU * xp.abs(x)) / np.log1p(MU)
+    x = mu_law_compand(x)
   elif scheme != "linear":
     raise ValueError(f"unknown quantization scheme {scheme!r}; expected one of {SCHEMES}")
   buckets = xp.floor((x + 1.0) / 2.0 * MU + 0.5)
@@ -46,7 +59,7 @@ def dequantize(buckets: Array, scheme: str = "mu_law") -> Array:
   xp = _xp(buckets)
   x = buckets.astype(xp.float32) / MU * 2.0 - 1.0
   if scheme == "mu_law":
-    x = xp.sign(x) * xp.expm1(xp.abs(x) * np.log1p(MU)) / MU
+    x = mu_law_expand(x)
   elif scheme != "linear":
     raise ValueError(f"unknown quantization scheme {scheme!r}; expected one of {SCHEMES}")
   return x.astype(xp.float32)

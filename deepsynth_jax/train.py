@@ -295,7 +295,8 @@ def free_running_validation(generator: Generator, params: Any,
 
   Uses the first `config.eval.num_examples` validation examples in split order, the first
   `config.eval.free_running_samples` samples of each (0 = the whole segment), batches of
-  `config.eval.batch_size`, temperature-1 sampling keyed by (config.seed, example_id).
+  `config.eval.batch_size`, sampling at `config.eval.free_running_temperature` (0 = greedy)
+  keyed by (config.seed, example_id).
 
   Returns:
     {"cross_entropy": mean over examples of each example's mean free-running CE, in nats}.
@@ -308,6 +309,10 @@ def free_running_validation(generator: Generator, params: Any,
     raise ValueError(f"config.eval.free_running_samples={config.eval.free_running_samples} must "
                      f"be in [0, {data.segment_samples}] (0 = whole segment)")
   batch_size = max(1, min(int(config.eval.batch_size), num))
+  temperature = float(config.eval.get("free_running_temperature", 1.0))  # absent in older runs
+  if temperature < 0:
+    raise ValueError(f"config.eval.free_running_temperature={temperature} must be >= 0 "
+                     "(0 = greedy)")
   per_example = []
   for batch in data.batches("validation", batch_size, seed=config.seed, epoch=0, shuffle=False,
                             drop_remainder=False, num_examples=num, process_index=0,
@@ -316,7 +321,8 @@ def free_running_validation(generator: Generator, params: Any,
     pad = functools.partial(_pad_rows, size=batch_size)
     out = generator.generate(params, pad(batch["frames"]),
                              pad(batch["frame_index"][:, :length]),
-                             pad(batch["frame_age"][:, :length]), temperature=1.0,
+                             pad(batch["frame_age"][:, :length]),
+                             temperature=temperature or 1.0, greedy=temperature == 0,
                              seed=config.seed, true_audio=pad(batch["audio"][:, :length]),
                              example_ids=pad(batch["example_id"]),
                              press_frames=pad(batch["press_frames"]) if "press_frames" in batch

@@ -304,6 +304,20 @@ def test_free_running_validation(small_model):
   assert set(result) == {"cross_entropy"}
   np.testing.assert_allclose(result["cross_entropy"], np.mean(np.concatenate(direct)[:3]),
                              rtol=1e-5)
+  # Greedy (temperature 0): the cross-entropy along the model's greedy samples.
+  config.eval.free_running_temperature = 0.0
+  greedy = train.free_running_validation(_Decoder(model), params, data, config)
+  direct = [autoregressive.generate(model, params, frames[i:i + 2], index[i:i + 2],
+                                    age[i:i + 2], greedy=True,
+                                    true_audio=audio_lib.dequantize(buckets[i:i + 2])
+                                    ).cross_entropy for i in (0, 2)]
+  np.testing.assert_allclose(greedy["cross_entropy"], np.mean(np.concatenate(direct)[:3]),
+                             rtol=1e-5)
+  assert abs(greedy["cross_entropy"] - result["cross_entropy"]) > 1e-4
+  config.eval.free_running_temperature = -1.0
+  with pytest.raises(ValueError, match="free_running_temperature"):
+    train.free_running_validation(_Decoder(model), params, data, config)
+  config.eval.free_running_temperature = 1.0
   config.eval.free_running_samples = 10_000
   with pytest.raises(ValueError, match="free_running_samples"):
     train.free_running_validation(_Decoder(model), params, data, config)

@@ -131,108 +131,6 @@ def test_sample_cond_is_causal(conditioned_model):
   assert np.any(np.asarray(a.buckets[:, t0 + 1:]) != np.asarray(b.buckets[:, t0 + 1:]))
 
 
-# ---- the anchored head ----------------------------------------------------------------------
-
-
-def _anchored_inputs(block: int = 8):
-  model = _wavenet(use_sample_cond=True, anchored_output=True, anchor_block=block)
-  tokens, frames, index, age, cond, buckets = _inputs()
-  cond[..., 0] = 0.5 * np.sin(np.arange(cond.shape[1]) / 5.0)  # the anchor: a tone in [-1, 1]
-  return model, _numpy_params(model, tokens, frames, index, age, cond, seed=1), (
-      tokens, frames, index, age, cond, buckets)
-
-
-def test_anchored_head_centres_on_the_anchor_and_holds_over_blocks():
-  model, params, (tokens, frames, index, age, cond, buckets) = _anchored_inputs(block=8)
-  assert "anchor_out" in params and "head_out" not in params
-  logits = lambda tok, c: np.asarray(model.apply({"params": params}, tok, frames, index, age, c))
-  base = logits(tokens, cond)
-  # A density over the buckets with one peak per sample: rising, then falling.
-  rising = np.diff(base - wavenet.bucket_log_widths(), axis=-1) > 0
-  assert np.all(np.sum(np.diff(rising.astype(int), axis=-1) != 0, axis=-1) <= 1)
-  # Gain and width come from each block's first sample: audio inside a block (t = 41..47, block
-  # 40..47) moves nothing until the next block starts (48), and then it may.
-  later = tokens.at[:, 42:].set((tokens[:, 42:] + 97) % 256)
-  changed = logits(later, cond)
-  np.testing.assert_array_equal(changed[:, :48], base[:, :48])
-  assert np.abs(changed[:, 48:] - base[:, 48:]).max() > 1e-3
-  # The anchor moves the mean at once.
-  shifted = cond.copy()
-  shifted[:, 44, 0] = -shifted[:, 44, 0] - 0.3
-  moved = logits(tokens, shifted) - wavenet.bucket_log_widths()
-  assert np.argmax(moved[0, 44]) != np.argmax(base[0, 44] - wavenet.bucket_log_widths())
-  # The sampler (per-sample state carries the held head) equals the parallel forward, and its
-  # greedy audio is the anchor times a gain: a positive correlation with it.
-  scanned = autoregressive.teacher_forced_logits(model, params, tokens, frames, index, age,
-                                                 sample_cond=cond)
-  np.testing.assert_allclose(scanned, base, rtol=1e-4, atol=2e-3)
-  greedy = autoregressive.generate(model, params, frames, index, age, greedy=True,
-                                   sample_cond=cond)
-  assert np.corrcoef(greedy.audio[0], cond[0, :, 0])[0, 1] > 0.8
-  with pytest.raises(ValueError, match="naive_generate"):
-    autoregressive.naive_generate(model, params, frames, index, age, sample_cond=cond)
-  with pytest.raises(ValueError, match="needs use_sample_cond"):
-    _wavenet(anchored_output=True).init(jax.random.key(0), tokens, frames, index, age)
-
-
-def test_anchored_logits_are_a_discretized_gaussian_around_gain_times_anchor():
-  anchor = jnp.asarray([0.0005, 0.1, -0.4, 0.003])
-  params = jnp.zeros((4, 2))  # gain exp(0) = 1
-  logits = wavenet.anchored_logits(params, anchor)
-  # Log-density plus log bucket width: the bucket masses of N(anchor, s^2) (s from softplus(0)).
-  s = wavenet.ANCHOR_MIN_WIDTH + wavenet.ANCHOR_WIDTH_SCALE * np.log(2.0)
-  probs = np.asarray(jax.nn.softmax(logits))
-  x = np.linspace(-1, 1, 400001)
-  for row, m in enumerate(np.asarray(anchor)):  # each bucket's mass, numerically
-    mass = np.bincount(audio_lib.quantize(x), weights=np.exp(-0.5 * ((x - m) / s) ** 2),
-                       minlength=256)
-    np.testing.assert_allclose(probs[row], mass / mass.sum(), atol=2e-3)
-  # The sampler's greedy decoding takes the density's mode, the bucket nearest the mean (the
-  # plain argmax would take a wider bucket further from zero), and temperature narrows it.
-  widths = wavenet.bucket_log_widths()
-  u = jnp.full((4,), 0.5)
-  greedy = autoregressive.sample_from_logits(logits, u, 1.0, True, widths)
-  np.testing.assert_array_equal(greedy, audio_lib.quantize(anchor))
-  assert not np.array_equal(np.argmax(logits, -1), greedy)
-  louder = wavenet.anchored_logits(params.at[:, 0].set(0.3), anchor)
-  gain = np.exp(wavenet.ANCHOR_LOG_GAIN_RANGE * np.tanh(0.3))
-  np.testing.assert_array_equal(
-      autoregressive.sample_from_logits(louder, u, 1.0, True, widths),
-      audio_lib.quantize(gain * anchor))
-  draws = lambda t: np.stack([np.asarray(autoregressive.sample_from_logits(
-      logits, jnp.full((4,), q), t, False, widths)) for q in np.linspace(0.01, 0.99, 50)])
-  spread = lambda t: np.ptp(audio_lib.dequantize(draws(t)), axis=0)
-  assert np.all(spread(0.1) < spread(1.0))
-  # Without widths, the plain softmax as before.
-  np.testing.assert_array_equal(autoregressive.sample_from_logits(logits, u, 1.0, True),
-                                np.argmax(logits, -1))
-
-
-def test_level_trained_gain_gets_no_gradient_from_the_logits():
-  anchor = 0.3 * np.sin(np.arange(256) / 3.0)[None].astype(np.float32)
-  ones = jnp.ones_like(anchor)
-  np.testing.assert_allclose(wavenet.anchored_level_loss(ones, anchor, 2 * anchor, 64),
-                             np.log(2.0) ** 2, rtol=1e-5)
-  assert float(wavenet.anchored_level_loss(2 * ones, anchor, 2 * anchor, 64)) < 1e-10
-  silent = np.zeros_like(anchor)  # no heard block: nothing to match
-  assert float(wavenet.anchored_level_loss(ones, anchor, silent, 64)) == 0.0
-  tokens, frames, index, age, cond, buckets = _inputs()
-  cond[..., 0] = 0.5 * np.sin(np.arange(cond.shape[1]) / 5.0)
-  model = _wavenet(use_sample_cond=True, anchored_output=True, anchor_block=8,
-                   anchor_level_gain=True)
-  params = _numpy_params(model, tokens, frames, index, age, cond, seed=1)
-
-  def ce_and_gain(p):
-    logits, gain = model.apply({"params": p}, tokens, frames, index, age, cond, return_gain=True)
-    ce = jnp.mean(optax.softmax_cross_entropy_with_integer_labels(logits, buckets))
-    return ce, gain
-
-  grads, gain = jax.grad(ce_and_gain, has_aux=True)(params)
-  assert float(jnp.abs(grads["anchor_out"]["kernel"]).max()) == 0.0  # none through the logits
-  assert float(jnp.abs(grads["width_out"]["kernel"]).max()) > 0.0    # the width still learns
-  assert gain.shape == tokens.shape and float(gain.min()) > 0
-
-
 # ---- the vocoder ----------------------------------------------------------------------------
 
 
@@ -392,10 +290,62 @@ def test_anchored_vocoder_centres_on_its_keysynth(tiny_data_dir, keysynth_run, d
   assert features.shape == (1, 96, 1 + 4)
   # The correction starts at zero: the anchor is the KeySynth audio itself (clipped to [-1, 1]).
   np.testing.assert_allclose(features[..., 0], np.clip(keysynth_audio, -1, 1), atol=1e-6)
+  # Without the correction it stays so, whatever the parameters.
+  config.vocoder.anchor_correction = False
+  plain = models.build_generator(config, data.sample_rate).module
+  variables = plain.init(jax.random.key(0), keysynth_audio, method=vocoder.Vocoder.sample_features)
+  assert "anchor_correction" not in variables["params"]
+  variables = jax.tree.map(lambda x: x + 0.3, variables)
+  features = plain.apply(variables, keysynth_audio, method=vocoder.Vocoder.sample_features)
+  np.testing.assert_array_equal(features[..., 0], np.clip(keysynth_audio, -1, 1))
+  config.vocoder.anchor_correction = True
   bad = config.copy_and_resolve_references()
   bad.quantization = "linear"
   with pytest.raises(ValueError, match="mu_law"):
     models.build_generator(bad, data.sample_rate)
+
+
+def test_residual_vocoder_with_scheduled_sampling(tiny_data_dir, keysynth_run, data):
+  config = _config(tiny_data_dir, keysynth_run)
+  config.vocoder.anchored = True
+  config.vocoder.anchor_mean = "residual"
+  config.vocoder.own_samples = 1.0
+  generator = models.build_generator(config, data.sample_rate)
+  batch = generator.select_fields(next(data.batches("train", 2, seed=0, epoch=0,
+                                                    crop_samples=128)))
+  params = generator.init(jax.random.key(0), batch)
+  # The residual mean's loss adds the anchor's own cross-entropy (which trains the width); at
+  # initialization the residual is zero, so the two are the same distribution's.
+  evaluate = jax.jit(lambda p: generator.loss(p, batch, train=False))
+  loss, metrics = evaluate(params)
+  np.testing.assert_allclose(loss, metrics["cross_entropy"] + metrics["anchor_cross_entropy"],
+                             rtol=1e-6)
+  np.testing.assert_allclose(metrics["cross_entropy"], metrics["anchor_cross_entropy"],
+                             rtol=1e-6)
+  # Scheduled sampling: in training, the past fed is the model's own greedy samples.
+  # Away from the init, so that the residual (zero there) reads the past.
+  residual = params["wavenet"]["residual_out"]
+  params["wavenet"]["residual_out"] = {**residual, "kernel": residual["kernel"] + 0.3}
+  keys = jax.random.split(jax.random.key(1), 2)
+  loss = jax.jit(lambda p: generator.loss(p, batch, train=True, keys=keys)[1])
+  own = loss(params)
+  clip = (batch["frames"], batch["frame_index"], batch["frame_age"], batch["press_frames"])
+  greedy = generator.generate(params, *clip[:3], greedy=True, press_frames=clip[3])
+  tokens = audio_lib.audio_input_tokens(jnp.asarray(audio_lib.quantize(greedy.audio)))
+  logits = generator.module.apply({"params": params}, tokens, *clip)
+  expected = optax.softmax_cross_entropy_with_integer_labels(
+      logits, audio_lib.quantize(batch["audio"])).mean()
+  np.testing.assert_allclose(own["cross_entropy"], expected, rtol=1e-3)
+  # Evaluation feeds the recording: another loss.
+  true_past = evaluate(params)[1]["cross_entropy"]
+  assert abs(float(true_past) - float(own["cross_entropy"])) > 1e-3
+  config.vocoder.own_samples = 1.5
+  with pytest.raises(ValueError, match="own_samples"):
+    models.build_generator(config, data.sample_rate)
+  config.vocoder.own_samples = 0.5
+  config.vocoder.level_loss = 1.0  # trains a gain, which the residual mean has not
+  with pytest.raises(ValueError, match="level_loss"):
+    models.build_generator(config, data.sample_rate)
 
 
 def test_trains_end_to_end_and_records_no_key_labels(tmp_path, tiny_data_dir, keysynth_run):

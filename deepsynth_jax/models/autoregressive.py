@@ -343,7 +343,7 @@ def _naive_scan(model: Any, params: Any, frames: Array, frame_index: Array,
     logits = _apply(model, params, emb, frame_cond, cut(frame_index), cut(frame_age), *extra,
                     method="logits_from_embeddings")
     logits = jax.lax.dynamic_index_in_dim(logits, step - start, axis=1, keepdims=False)
-    sample = sample_from_logits(logits, x["u"], temperature, greedy)
+    sample = sample_from_logits(logits, x["u"], temperature, greedy, _log_widths(model))
     tokens = jax.lax.dynamic_update_index_in_dim(tokens, sample, step + 1, axis=1)
     out = {"buckets": sample}
     if true_audio is not None:
@@ -368,7 +368,7 @@ def naive_generate(model: Any, params: Any, frames: Any, frame_index: Any,
   `sample_cond`, when given).
   """
   b, _ = _check_inputs(frames, frame_index, frame_age, true_audio, sample_cond)
-  if getattr(model, "anchored_output", False):
+  if getattr(model, "anchored_output", False) and getattr(model, "anchor_mean", "") == "gain":
     raise ValueError("naive_generate recomputes a window and cannot hold an anchored head's "
                      "gain over blocks that began before it; use generate")
   greedy, temperature = _check_temperature(temperature, greedy)

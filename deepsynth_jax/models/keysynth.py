@@ -439,11 +439,7 @@ class KeySynth(nn.Module):
   def bucket_logits(self, waveform: jax.Array, scheme: str = "mu_law") -> jax.Array:
     """(B, T) waveform -> (B, T, 256) logits of a discretized Gaussian around it (companded)."""
     centres = audio_lib.dequantize(jnp.arange(audio_lib.NUM_BUCKETS), scheme)
-    if scheme == "mu_law":
-      compand = lambda x: jnp.sign(x) * jnp.log1p(audio_lib.MU * jnp.abs(x)) / np.log1p(
-          audio_lib.MU)
-    else:
-      compand = lambda x: x
+    compand = audio_lib.mu_law_compand if scheme == "mu_law" else (lambda x: x)
     y = compand(jnp.clip(waveform, -1.0, 1.0))[..., None]
     c = compand(centres)
     return -0.5 * ((c - y) / jnp.exp(self.log_scale)) ** 2

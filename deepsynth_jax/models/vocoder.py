@@ -16,7 +16,16 @@ per-sample features and the gain from the WaveNet stack every `anchor_block` sam
 waveform then comes from the video through KeySynth; the past audio sets the loudness a note was
 struck with, which the video does not show. With `config.vocoder.level_loss` > 0 the gain is
 trained on the loudness it gives (`wavenet.anchored_level_loss`, that weight times it added to
-the cross-entropy), not through the logits.
+the cross-entropy), not through the logits. With `config.vocoder.anchor_mean="residual"` there is
+no gain: the mean is the anchor plus the stack's per-sample residual, and the width is trained by
+the anchor's own cross-entropy (added to the loss as "anchor_cross_entropy"), the error it has
+when the residual has nothing to add, as free-running.
+
+Scheduled sampling (`config.vocoder.own_samples` > 0): in training, that fraction of a batch's
+examples (drawn per example from its key) is fed, as its past audio, the model's own greedy
+samples of the clip (the `lax.scan` sampler with the current parameters, no gradient through
+it) instead of the recording, and still scored against the recording: the model learns what to
+play after its own past, which is what it is fed when it generates.
 
 The KeySynth is frozen: its architecture comes from its run's run.json
 (`config.vocoder.keysynth_run`) and its best parameters are copied, at `init`, into the vocoder's
@@ -54,11 +63,9 @@ from deepsynth_jax.models.keysynth import (
 from deepsynth_jax.models.wavenet import WaveNet, anchored_level_loss, wavenet_from_config
 
 Array = jax.Array
-
-
-def _compand(x: Array) -> Array:
-  """mu-law companding of [-1, 1] audio (the scale the buckets are uniform in)."""
-  return jnp.sign(x) * jnp.log1p(audio_lib.MU * jnp.abs(x)) / np.log1p(audio_lib.MU)
+# Folded into an example's key to draw whether it is fed the model's own samples (a stream apart
+# from the audio-input dropout's, which uses the key itself).
+_OWN_SAMPLES_STREAM = 1
 
 
 class Vocoder(nn.Module):
@@ -74,6 +81,7 @@ class Vocoder(nn.Module):
       (cond_kernel - 1) / 2 samples ahead and behind.
     anchored: prepend the anchor (KeySynth audio + a learned correction from the features) as
       feature 0, for a WaveNet with `anchored_output`.
+    correct_anchor: False makes the anchor the KeySynth audio itself (no learned correction).
   """
 
   keysynth: KeySynth
@@ -82,11 +90,12 @@ class Vocoder(nn.Module):
   cond_channels: int = 32
   cond_kernel: int = 9
   anchored: bool = False
+  correct_anchor: bool = True
 
   def setup(self):
     self.cond_convs = [nn.Conv(self.cond_channels, (self.cond_kernel,), padding="SAME")
                        for _ in range(self.cond_layers)]
-    if self.anchored and self.cond_layers:
+    if self.anchored and self.cond_layers and self.correct_anchor:
       self.anchor_correction = nn.Dense(1, kernel_init=nn.initializers.zeros_init())
 
   def keysynth_audio(self, frames: Array, frame_index: Array, frame_age: Array,
@@ -99,12 +108,13 @@ class Vocoder(nn.Module):
     """float32 (B, T) KeySynth audio -> float32 (B, T, D) per-sample conditioning features
     (D + 1 when anchored: the anchor, audio in ~[-1, 1], first)."""
     a = jnp.clip(keysynth_audio, -1.0, 1.0)
-    x = jnp.stack([a, _compand(a)], axis=-1)
+    x = jnp.stack([a, audio_lib.mu_law_compand(a)], axis=-1)
     for conv in self.cond_convs:
       x = jnp.tanh(conv(x))
     if not self.anchored:
       return x
-    anchor = a + self.anchor_correction(x)[..., 0] if self.cond_layers else a
+    corrected = self.cond_layers and self.correct_anchor
+    anchor = a + self.anchor_correction(x)[..., 0] if corrected else a
     return jnp.concatenate([anchor[..., None], x], axis=-1)
 
   def conditioning(self, frames: Array, frame_index: Array, frame_age: Array,
@@ -113,17 +123,17 @@ class Vocoder(nn.Module):
     return self.sample_features(self.keysynth_audio(frames, frame_index, frame_age, press_frames))
 
   def __call__(self, tokens: Array, frames: Array, frame_index: Array, frame_age: Array,
-               press_frames: Array | bool = True, return_gain: bool = False) -> Any:
+               press_frames: Array | bool = True, return_head: bool = False) -> Any:
     """Teacher-forced logits float32 (B, T, 256) from input tokens int32 (B, T)
     (`audio_input_tokens`), frames uint8 (B, F, H, W), frame_index and frame_age int32 (B, T)
-    and press_frames bool (B,) or scalar; with `return_gain` (anchored), also the anchored
-    head's gain (B, T) and its anchor (B, T)."""
+    and press_frames bool (B,) or scalar; with `return_head` (anchored), also the WaveNet's head
+    dict (`WaveNet.__call__`) with the anchor float32 (B, T) added as "anchor"."""
     features = self.conditioning(frames, frame_index, frame_age, press_frames)
-    if not return_gain:
+    if not return_head:
       return self.wavenet(tokens, frames, frame_index, frame_age, features)
-    logits, gain = self.wavenet(tokens, frames, frame_index, frame_age, features,
-                                return_gain=True)
-    return logits, gain, features[..., 0]
+    logits, head = self.wavenet(tokens, frames, frame_index, frame_age, features,
+                                return_head=True)
+    return logits, {**head, "anchor": features[..., 0]}
 
 
 def keysynth_run_config(record: dict, run_dir: str, sample_rate: int) -> ml_collections.ConfigDict:
@@ -169,10 +179,19 @@ class VocoderGenerator(Generator):
     self._keysynth_uses_key_labels = (keysynth.uses_key_labels if recorded is None
                                       else bool(recorded))
     anchored = bool(c.get("anchored", False))  # absent in runs made before it
+    anchor_mean = str(c.get("anchor_mean", "gain"))
+    self.anchor_residual = anchored and anchor_mean == "residual"
     self.level_loss_weight = float(c.get("level_loss", 0.0))
     if self.level_loss_weight < 0 or (self.level_loss_weight and not anchored):
       raise ValueError(f"config.vocoder.level_loss={self.level_loss_weight} needs "
                        "vocoder.anchored and must be >= 0")
+    self.own_samples_rate = float(c.get("own_samples", 0.0))
+    if not 0.0 <= self.own_samples_rate <= 1.0:
+      raise ValueError(f"config.vocoder.own_samples={self.own_samples_rate} is a fraction of "
+                       "the examples: use a value in [0, 1]")
+    if self.level_loss_weight and self.anchor_residual:
+      raise ValueError("config.vocoder.level_loss trains the gain of anchor_mean='gain'; "
+                       "anchor_mean='residual' has none (set level_loss=0)")
     if anchored and config.quantization != "mu_law":
       raise ValueError(f"config.vocoder.anchored centres its Gaussian on mu-law buckets; set "
                        f"config.quantization='mu_law' (got {config.quantization!r})")
@@ -180,11 +199,13 @@ class VocoderGenerator(Generator):
                                   use_frame_age=bool(config.conditioning.use_frame_age),
                                   use_sample_cond=True, anchored_output=anchored,
                                   anchor_block=int(c.get("anchor_block", 64)),
-                                  anchor_level_gain=self.level_loss_weight > 0)
+                                  anchor_level_gain=self.level_loss_weight > 0,
+                                  anchor_mean=anchor_mean)
     if c.cond_kernel < 1 or c.cond_kernel % 2 == 0:
       raise ValueError(f"config.vocoder.cond_kernel={c.cond_kernel} must be odd and >= 1")
     return Vocoder(keysynth=keysynth.module, wavenet=wavenet, cond_layers=c.cond_layers,
-                   cond_channels=c.cond_channels, cond_kernel=c.cond_kernel, anchored=anchored)
+                   cond_channels=c.cond_channels, cond_kernel=c.cond_kernel, anchored=anchored,
+                   correct_anchor=bool(c.get("anchor_correction", True)))
 
   @property
   def uses_key_labels(self) -> bool:
@@ -216,25 +237,52 @@ class VocoderGenerator(Generator):
 
   def loss(self, params: Any, batch: dict, *, train: bool,
            keys: jax.Array | None = None) -> tuple[jax.Array, dict[str, jax.Array]]:
-    """Teacher-forced softmax cross-entropy in nats per sample (audio-input dropout when `train`;
-    keys: (B,) per-example keys). The KeySynth parameters get no gradient."""
+    """Softmax cross-entropy of the recording in nats per sample, teacher-forced (when `train`:
+    audio-input dropout, and the model's own samples as the past of `own_samples` of the
+    examples; keys: (B,) per-example keys), plus the anchored head's extra term if any. The
+    KeySynth parameters get no gradient."""
     params = {**params, "keysynth": jax.lax.stop_gradient(params["keysynth"])}
     buckets = audio_lib.quantize(batch["audio"], self.config.quantization)
     rate = self.config.wavenet.audio_dropout if train else 0.0
-    tokens = audio_input_tokens(buckets, rate, keys if rate > 0 else None)
-    args = (tokens, batch["frames"], batch["frame_index"], batch["frame_age"],
-            press_frames_of(batch))
-    metrics = {}
-    if self.level_loss_weight:
-      logits, gain, anchor = self.module.apply({"params": params}, *args, return_gain=True)
-      metrics["level_loss"] = anchored_level_loss(gain, anchor, batch["audio"],
-                                                  self.module.wavenet.anchor_block)
+    clip = (batch["frames"], batch["frame_index"], batch["frame_age"], press_frames_of(batch))
+    inputs = buckets
+    if train and self.own_samples_rate > 0:
+      inputs = self._own_samples_mixed_in(params, clip, buckets, keys)
+    tokens = audio_input_tokens(inputs, rate, keys if rate > 0 else None)
+    args = (tokens, *clip)
+    cross_entropy = lambda logits: jnp.mean(
+        optax.softmax_cross_entropy_with_integer_labels(logits, buckets))
+    metrics, extra = {}, 0.0
+    if self.level_loss_weight or self.anchor_residual:
+      logits, head = self.module.apply({"params": params}, *args, return_head=True)
+      if self.anchor_residual:
+        metrics["anchor_cross_entropy"] = extra = cross_entropy(head["anchor_logits"])
+      else:
+        metrics["level_loss"] = anchored_level_loss(head["gain"], head["anchor"], batch["audio"],
+                                                    self.module.wavenet.anchor_block)
+        extra = self.level_loss_weight * metrics["level_loss"]
     else:
       logits = self.module.apply({"params": params}, *args)
-    ce = jnp.mean(optax.softmax_cross_entropy_with_integer_labels(logits, buckets))
+    ce = cross_entropy(logits)
     accuracy = jnp.mean(jnp.argmax(logits, -1) == buckets)
-    loss = ce + self.level_loss_weight * metrics.get("level_loss", 0.0)
+    loss = ce + extra
     return loss, {"loss": loss, "cross_entropy": ce, "accuracy": accuracy, **metrics}
+
+  def _own_samples_mixed_in(self, params: Any, clip: tuple[Any, ...], buckets: Array,
+                            keys: Array) -> Array:
+    """int32 (B, T) input buckets: for a random `own_samples_rate` of the examples (drawn from
+    their keys (B,)), the model's own greedy samples of the clip (no gradient), else the true
+    `buckets` (B, T)."""
+    if keys is None:
+      raise ValueError("config.vocoder.own_samples draws its examples from per-example keys; "
+                       "pass keys=models.example_keys(...) with train=True")
+    frozen = jax.lax.stop_gradient(params)
+    features = self.module.apply({"params": frozen}, *clip, method=Vocoder.conditioning)
+    own = autoregressive.generate(self.module.wavenet, frozen["wavenet"], *clip[:3], greedy=True,
+                                  quantization=self.config.quantization, sample_cond=features)
+    use_own = jax.vmap(lambda k: jax.random.bernoulli(
+        jax.random.fold_in(k, _OWN_SAMPLES_STREAM), self.own_samples_rate))(keys)
+    return jnp.where(use_own[:, None], own.buckets, buckets)
 
   def conditioning(self, params: Any, frames: Any, frame_index: Any, frame_age: Any,
                    press_frames: Any = True) -> jax.Array:

@@ -32,6 +32,16 @@ neither the mean nor the width can follow the model's own past sample by sample:
 WaveNet learns to continue its input, and free-running it drifts (exposure bias), as a width
 read from its own samples would (measured: too narrow fed its own greedy samples, too wide fed
 its own noise).
+
+With `anchor_mean="residual"` the mean is the anchor itself plus a residual the stack predicts at
+every sample, in units of the width: m = anchor + s * r (r = ANCHOR_RESIDUAL_RANGE * tanh(.), zero
+at initialization). There is no gain to shrink: a loss-optimal gain is below the level ratio
+wherever the anchor is imperfect, and fed its own quieter past the gain head shrinks it again
+(measured: a sixth of the recording's loudness). The width gets no gradient through these logits:
+it is trained by the cross-entropy of the anchor alone, N(anchor, s) (`__call__(...,
+return_head=True)`), i.e. as wide as the error is when the stack's residual has nothing to say,
+which is what free-running sampling feeds it (its own past, not the recording's). That loss
+does not train the anchor: its optimum, E[audio | video], is the quiet mean again.
 """
 
 from __future__ import annotations
@@ -116,6 +126,9 @@ class WaveNet(nn.Module):
       trained by a loss on the level it gives (`anchored_level_loss`), not on the mean, since the
       mean's loss shrinks it below the level ratio wherever the anchor is imperfect, and a
       model fed its own quieter past then shrinks it again.
+    anchor_mean: "gain" (mean = gain x anchor, the gain held per block) or "residual" (mean =
+      anchor + width x the stack's residual at every sample; parameters "residual_out" instead of
+      "anchor_out"); module docstring.
   """
 
   num_layers: int = 10
@@ -136,6 +149,7 @@ class WaveNet(nn.Module):
   anchored_output: bool = False
   anchor_block: int = 64
   anchor_level_gain: bool = False
+  anchor_mean: str = "gain"
 
   @property
   def log_bucket_widths(self) -> np.ndarray | None:
@@ -175,7 +189,15 @@ class WaveNet(nn.Module):
                          "sample_cond[..., 0])")
       if self.anchor_block < 1:
         raise ValueError(f"anchor_block={self.anchor_block} must be >= 1")
-      self.anchor_out = nn.Dense(1)  # log-gain pre-activation, from the stack
+      if self.anchor_mean not in ANCHOR_MEANS:
+        raise ValueError(f"anchor_mean={self.anchor_mean!r}; use one of {ANCHOR_MEANS}")
+      if self.anchor_mean == "residual":
+        if self.anchor_level_gain:
+          raise ValueError("anchor_level_gain trains a gain; anchor_mean='residual' has none")
+        zeros = nn.initializers.zeros_init()  # the mean starts at the anchor
+        self.residual_out = nn.Dense(1, kernel_init=zeros, bias_init=zeros)
+      else:
+        self.anchor_out = nn.Dense(1)  # log-gain pre-activation, from the stack
       self.width_hidden = nn.Dense(ANCHOR_WIDTH_HIDDEN)  # width, from the features alone
       self.width_out = nn.Dense(1)
     else:
@@ -223,7 +245,7 @@ class WaveNet(nn.Module):
 
   def __call__(self, tokens: Array, frames: Array, frame_index: Array,
                frame_age: Array, sample_cond: Array | None = None,
-               return_gain: bool = False) -> Array | tuple[Array, Array]:
+               return_head: bool = False) -> Array | tuple[Array, dict[str, Array]]:
     """Teacher-forced logits for a whole clip.
 
     Args:
@@ -234,15 +256,18 @@ class WaveNet(nn.Module):
       sample_cond: float32 (B, T, D) per-sample features, given exactly when `use_sample_cond`.
 
     Returns:
-      float32 (B, T, 256) logits over buckets (and with `return_gain`, for the anchored head,
-      its gain float32 (B, T) at every sample).
+      float32 (B, T, 256) logits over buckets; with `return_head` (anchored head) also a dict:
+      "gain" float32 (B, T) at every sample (anchor_mean "gain"), or "anchor_logits" float32
+      (B, T, 256), the logits of N(anchor, width) whose cross-entropy trains the width
+      (anchor_mean "residual").
     """
     return self.logits_from_embeddings(self.embed(tokens), self.frame_conditioning(frames),
-                                       frame_index, frame_age, sample_cond, return_gain)
+                                       frame_index, frame_age, sample_cond, return_head)
 
   def logits_from_embeddings(self, x: Array, frame_cond: Array, frame_index: Array,
                              frame_age: Array, sample_cond: Array | None = None,
-                             return_gain: bool = False) -> Array | tuple[Array, Array]:
+                             return_head: bool = False
+                             ) -> Array | tuple[Array, dict[str, Array]]:
     """As `__call__`, from embedded tokens (B, T, C) and `frame_conditioning` (B, F, L, 2C)
     (and the raw per-sample features (B, T, D) when `use_sample_cond`)."""
     self._check_sample_cond(sample_cond)
@@ -265,7 +290,18 @@ class WaveNet(nn.Module):
       x, skip_i = self._gated_residual(conv(x) + cond, x, out)
       skip = skip + skip_i
     if not self.anchored_output:
+      if return_head:
+        raise ValueError("return_head needs the anchored head (anchored_output=True)")
       return self._head(skip)
+    if self.anchor_mean == "residual":
+      width = anchor_width(sample_terms["width"])
+      fixed = jax.lax.stop_gradient(width)  # the width learns from "anchor_logits" only
+      logits = gaussian_bucket_logits(
+          sample_terms["anchor"] + fixed * self._residual(skip), fixed)
+      if return_head:  # the anchor's own loss trains the width, not the anchor: it would shrink
+        anchor = jax.lax.stop_gradient(sample_terms["anchor"])  # the mean towards E[x | video]
+        return logits, {"anchor_logits": gaussian_bucket_logits(anchor, width)}
+      return logits
     # Each block's first sample's log-gain, ramped from the previous block's over the block.
     block, length = self.anchor_block, skip.shape[1]
     now = self._log_gain(skip)[:, ::block]                                  # (B, blocks)
@@ -276,8 +312,8 @@ class WaveNet(nn.Module):
     trained = jax.lax.stop_gradient(log_gain) if self.anchor_level_gain else log_gain
     logits = anchored_logits(jnp.stack([trained, sample_terms["width"]], axis=-1),
                              sample_terms["anchor"])
-    if return_gain:
-      return logits, anchor_gain(log_gain)
+    if return_head:
+      return logits, {"gain": anchor_gain(log_gain)}
     return logits
 
   def _gated_residual(self, pre_gate: Array, x: Array, out: nn.Dense) -> tuple[Array, Array]:
@@ -295,6 +331,10 @@ class WaveNet(nn.Module):
   def _log_gain(self, skip: Array) -> Array:
     """(..., S) skip sum -> (...) the anchored head's log-gain pre-activation."""
     return self.anchor_out(self._hidden(skip))[..., 0]
+
+  def _residual(self, skip: Array) -> Array:
+    """(..., S) skip sum -> (...) the residual anchored head's offset of the mean, in widths."""
+    return ANCHOR_RESIDUAL_RANGE * jnp.tanh(self.residual_out(self._hidden(skip))[..., 0])
 
   # ---- incremental forward (sampling) -------------------------------------------------------
 
@@ -315,7 +355,8 @@ class WaveNet(nn.Module):
         "t": jnp.zeros((), jnp.int32),
         "queues": jnp.zeros((sum(lengths), batch_size, self.channels), jnp.float32),
     }
-    if self.anchored_output:  # the anchored head's log-gain at this block's and the last's start
+    if self.anchored_output and self.anchor_mean == "gain":
+      # the anchored head's log-gain at this block's and the last's start
       state["gain_now"] = jnp.zeros((batch_size,), jnp.float32)
       state["gain_before"] = jnp.zeros((batch_size,), jnp.float32)
     return state
@@ -362,6 +403,11 @@ class WaveNet(nn.Module):
     queues = state["queues"].at[slots].set(jnp.stack(inputs), **index)
     if not self.anchored_output:
       return self._head(skip), {"t": t + 1, "queues": queues}
+    if self.anchor_mean == "residual":
+      width = anchor_width(sample_cond_t["width"])
+      logits = gaussian_bucket_logits(sample_cond_t["anchor"] + width * self._residual(skip),
+                                      width)
+      return logits, {"t": t + 1, "queues": queues}
     offset = t % self.anchor_block
     starts = offset == 0
     now = jnp.where(starts, self._log_gain(skip), state["gain_now"])
@@ -380,6 +426,9 @@ ANCHOR_LOG_GAIN_RANGE = math.log(8.0)
 ANCHOR_MIN_WIDTH = 1e-3
 ANCHOR_WIDTH_SCALE = 0.05
 ANCHOR_WIDTH_HIDDEN = 32
+# The residual head's offset of the mean, in widths: within +-ANCHOR_RESIDUAL_RANGE.
+ANCHOR_RESIDUAL_RANGE = 4.0
+ANCHOR_MEANS = ("gain", "residual")
 
 
 def bucket_log_widths() -> np.ndarray:
@@ -388,7 +437,7 @@ def bucket_log_widths() -> np.ndarray:
   is the log of the buckets' probability masses, up to the density's curvature within a bucket."""
   half = 1.0 / audio_lib.MU  # buckets are 2 / MU wide in the companded domain
   edges = np.clip(np.linspace(-1.0 - half, 1.0 + half, NUM_BUCKETS + 1), -1.0, 1.0)
-  linear = np.sign(edges) * np.expm1(np.abs(edges) * np.log1p(audio_lib.MU)) / audio_lib.MU
+  linear = audio_lib.mu_law_expand(edges)
   return np.log(np.diff(linear)).astype(np.float32)
 
 
@@ -426,18 +475,28 @@ def anchored_logits(params: Array, anchor: Array) -> Array:
     waveform is: in the companded domain a small error near a zero crossing is a large one
     (5.2 nats against 4.6 for the same gains and widths on validation crops).
   """
-  gain = anchor_gain(params[..., 0])
-  width = ANCHOR_MIN_WIDTH + ANCHOR_WIDTH_SCALE * jax.nn.softplus(params[..., 1])
-  mean = gain * anchor
+  return gaussian_bucket_logits(anchor_gain(params[..., 0]) * anchor, anchor_width(params[..., 1]))
+
+
+def anchor_width(pre_activation: Array) -> Array:
+  """The anchored head's std in linear audio units from its pre-activation:
+  ANCHOR_MIN_WIDTH + ANCHOR_WIDTH_SCALE * softplus(.)."""
+  return ANCHOR_MIN_WIDTH + ANCHOR_WIDTH_SCALE * jax.nn.softplus(pre_activation)
+
+
+def gaussian_bucket_logits(mean: Array, std: Array) -> Array:
+  """float32 (...) mean and std in linear audio units -> float32 (..., 256) logits of that
+  Gaussian discretized to the mu-law buckets: -((c_k - mean) / std)^2 / 2 + log(width_k) over the
+  bucket centres c_k (`bucket_log_widths`)."""
   centres = jnp.asarray(audio_lib.dequantize(np.arange(NUM_BUCKETS)), jnp.float32)
-  z = (centres - mean[..., None]) / width[..., None]
+  z = (centres - mean[..., None]) / std[..., None]
   return -0.5 * z * z + jnp.asarray(bucket_log_widths())
 
 
 def wavenet_from_config(config: ml_collections.ConfigDict, sample_rate: int, *, use_video: bool,
                         use_frame_age: bool, use_sample_cond: bool = False,
                         anchored_output: bool = False, anchor_block: int = 64,
-                        anchor_level_gain: bool = False) -> WaveNet:
+                        anchor_level_gain: bool = False, anchor_mean: str = "gain") -> WaveNet:
   """The WaveNet of a config's `wavenet`, `encoder` and `conditioning` sections."""
   c = config.wavenet
   return WaveNet(num_layers=c.num_layers, layers_per_stack=c.layers_per_stack,
@@ -452,7 +511,7 @@ def wavenet_from_config(config: ml_collections.ConfigDict, sample_rate: int, *, 
                  num_age_features=config.conditioning.num_age_features,
                  sample_rate=sample_rate, use_sample_cond=use_sample_cond,
                  anchored_output=anchored_output, anchor_block=anchor_block,
-                 anchor_level_gain=anchor_level_gain)
+                 anchor_level_gain=anchor_level_gain, anchor_mean=anchor_mean)
 
 
 class WaveNetGenerator(Generator):

@@ -129,10 +129,18 @@ def get_config() -> ml_collections.ConfigDict:
   # the vocoder hears the KeySynth it was trained on whatever that run's record says.
   config.vocoder.keysynth_max_voices = 0
   # The WaveNet's distribution: False = 256 free logits (the method's head); True = a Gaussian
-  # over the buckets around gain x (KeySynth audio + a learned correction), gain and width from the
-  # WaveNet stack, held over anchor_block samples (models/wavenet.py, `anchored_output`).
+  # over the buckets around the anchor (KeySynth audio + a learned correction), its width from the
+  # per-sample features (models/wavenet.py, `anchored_output`). Its mean: "gain" = gain x anchor,
+  # the gain from the WaveNet stack held over anchor_block samples; "residual" = anchor + width x
+  # the stack's per-sample residual.
   config.vocoder.anchored = False
+  config.vocoder.anchor_mean = "gain"
+  # False: the anchor is the KeySynth audio itself, with no learned correction.
+  config.vocoder.anchor_correction = True
   config.vocoder.anchor_block = 64
+  # Scheduled sampling: this fraction of each batch's examples is fed the model's own greedy
+  # samples as its past audio in training (scored against the recording), not the recording.
+  config.vocoder.own_samples = 0.0
   # > 0: the anchored head's gain is trained on the block loudness it gives (this weight x the
   # squared log-ratio of levels), not through the logits (wavenet.anchored_level_loss).
   config.vocoder.level_loss = 0.0
@@ -180,6 +188,8 @@ def get_config() -> ml_collections.ConfigDict:
   config.eval.selection_metric = "free_running"
   # Samples generated per example for the free-running loss (0 = the whole segment).
   config.eval.free_running_samples = 0
+  # Its sampling temperature (the method's: 1; 0 = greedy, as a model played greedily is heard).
+  config.eval.free_running_temperature = 1.0
 
   # Log metrics every N steps (metrics stay on the device in between).
   config.log_every_steps = 50
