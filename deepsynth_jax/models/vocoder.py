@@ -129,6 +129,13 @@ class Vocoder(nn.Module):
     and press_frames bool (B,) or scalar; with `return_head` (anchored), also the WaveNet's head
     dict (`WaveNet.__call__`) with the anchor float32 (B, T) added as "anchor"."""
     features = self.conditioning(frames, frame_index, frame_age, press_frames)
+    return self.logits_from_features(tokens, frames, frame_index, frame_age, features,
+                                     return_head)
+
+  def logits_from_features(self, tokens: Array, frames: Array, frame_index: Array,
+                           frame_age: Array, features: Array, return_head: bool = False) -> Any:
+    """As `__call__`, from the clip's `conditioning` features float32 (B, T, D) computed
+    beforehand."""
     if not return_head:
       return self.wavenet(tokens, frames, frame_index, frame_age, features)
     logits, head = self.wavenet(tokens, frames, frame_index, frame_age, features,
@@ -244,17 +251,21 @@ class VocoderGenerator(Generator):
     params = {**params, "keysynth": jax.lax.stop_gradient(params["keysynth"])}
     buckets = audio_lib.quantize(batch["audio"], self.config.quantization)
     rate = self.config.wavenet.audio_dropout if train else 0.0
-    clip = (batch["frames"], batch["frame_index"], batch["frame_age"], press_frames_of(batch))
+    clip = (batch["frames"], batch["frame_index"], batch["frame_age"])
+    # One KeySynth pass serves the sampler (scheduled sampling) and the teacher-forced forward.
+    features = self.module.apply({"params": params}, *clip, press_frames_of(batch),
+                                 method=Vocoder.conditioning)
     inputs = buckets
     if train and self.own_samples_rate > 0:
-      inputs = self._own_samples_mixed_in(params, clip, buckets, keys)
+      inputs = self._own_samples_mixed_in(params, clip, features, buckets, keys)
     tokens = audio_input_tokens(inputs, rate, keys if rate > 0 else None)
-    args = (tokens, *clip)
+    apply = lambda **kw: self.module.apply({"params": params}, tokens, *clip, features,
+                                           method=Vocoder.logits_from_features, **kw)
     cross_entropy = lambda logits: jnp.mean(
         optax.softmax_cross_entropy_with_integer_labels(logits, buckets))
     metrics, extra = {}, 0.0
     if self.level_loss_weight or self.anchor_residual:
-      logits, head = self.module.apply({"params": params}, *args, return_head=True)
+      logits, head = apply(return_head=True)
       if self.anchor_residual:
         metrics["anchor_cross_entropy"] = extra = cross_entropy(head["anchor_logits"])
       else:
@@ -262,24 +273,23 @@ class VocoderGenerator(Generator):
                                                     self.module.wavenet.anchor_block)
         extra = self.level_loss_weight * metrics["level_loss"]
     else:
-      logits = self.module.apply({"params": params}, *args)
+      logits = apply()
     ce = cross_entropy(logits)
     accuracy = jnp.mean(jnp.argmax(logits, -1) == buckets)
     loss = ce + extra
     return loss, {"loss": loss, "cross_entropy": ce, "accuracy": accuracy, **metrics}
 
-  def _own_samples_mixed_in(self, params: Any, clip: tuple[Any, ...], buckets: Array,
-                            keys: Array) -> Array:
+  def _own_samples_mixed_in(self, params: Any, clip: tuple[Any, ...], features: Array,
+                            buckets: Array, keys: Array) -> Array:
     """int32 (B, T) input buckets: for a random `own_samples_rate` of the examples (drawn from
-    their keys (B,)), the model's own greedy samples of the clip (no gradient), else the true
-    `buckets` (B, T)."""
+    their keys (B,)), the model's own greedy samples of the clip (frames, frame_index, frame_age)
+    on its `conditioning` features (no gradient), else the true `buckets` (B, T)."""
     if keys is None:
       raise ValueError("config.vocoder.own_samples draws its examples from per-example keys; "
                        "pass keys=models.example_keys(...) with train=True")
-    frozen = jax.lax.stop_gradient(params)
-    features = self.module.apply({"params": frozen}, *clip, method=Vocoder.conditioning)
-    own = autoregressive.generate(self.module.wavenet, frozen["wavenet"], *clip[:3], greedy=True,
-                                  quantization=self.config.quantization, sample_cond=features)
+    own = autoregressive.generate(self.module.wavenet, jax.lax.stop_gradient(params["wavenet"]),
+                                  *clip, greedy=True, quantization=self.config.quantization,
+                                  sample_cond=jax.lax.stop_gradient(features))
     use_own = jax.vmap(lambda k: jax.random.bernoulli(
         jax.random.fold_in(k, _OWN_SAMPLES_STREAM), self.own_samples_rate))(keys)
     return jnp.where(use_own[:, None], own.buckets, buckets)

@@ -17,10 +17,6 @@ from experiments.configs import vocoder_anchored_cpu
 
 
 def get_config():
-  config = vocoder_anchored_cpu.get_config()
-  config.init_from = "runs/vocoder_anchored_cpu"
+  config = vocoder_anchored_cpu.continued_config(epochs=5)
   config.vocoder.level_loss = 1.0
-  config.num_epochs = 5
-  config.optimizer.learning_rate = 1e-3
-  config.optimizer.warmup_steps = 10
   return config

@@ -31,10 +31,6 @@ def select_on_greedy_free_running(config):
 
 
 def get_config():
-  config = vocoder_anchored_cpu.get_config()
-  config.init_from = "runs/vocoder_anchored_cpu"
+  config = vocoder_anchored_cpu.continued_config(epochs=5)
   config.vocoder.own_samples = 0.5
-  config.num_epochs = 5
-  config.optimizer.learning_rate = 1e-3
-  config.optimizer.warmup_steps = 10
   return select_on_greedy_free_running(config)
