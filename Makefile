@@ -22,11 +22,12 @@ play: setup
 # The import layers (setup.cfg [importlinter]) first: a module importing a layer above its own
 # fails the suite before any test runs.
 # The whole suite: two pytest-xdist workers (whole files each, so module fixtures are built
-# once), then the `serial` tests (real time, several processes) alone. With ARGS, one plain run.
+# once), then the `serial` tests (real time, several processes) alone; the slowest 15 printed, since the
+# suite must stay under 10 minutes on 2 cores. With ARGS, one plain run.
 test: setup
 	.venv/bin/lint-imports
 ifeq ($(strip $(ARGS)),)
-	$(TEST_ENV) $(PY) -m pytest -n 2 --dist loadfile -m "not serial"
+	$(TEST_ENV) $(PY) -m pytest -n 2 --dist loadfile -m "not serial" --durations=15
 	$(TEST_ENV) $(PY) -m pytest -m serial
 else
 	$(TEST_ENV) $(PY) -m pytest $(ARGS)

@@ -4,6 +4,7 @@ is causal, the KeySynth stays frozen, generation, and training end to end."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 
@@ -16,8 +17,9 @@ from flax.training import train_state
 
 from data_gen.frame_timing import frame_index_and_age
 from deepsynth_jax import audio as audio_lib
-from deepsynth_jax import checkpointing, input_pipeline, models, runs, train
+from deepsynth_jax import checkpointing, input_pipeline, metrics, models, runs, train
 from deepsynth_jax.models import autoregressive, vocoder, wavenet
+from experiments import vocoder_gain_blocks
 from experiments.configs import default, vocoder_cpu
 from experiments.configs import test as test_config
 
@@ -367,3 +369,36 @@ def test_trains_end_to_end_and_records_no_key_labels(tmp_path, tiny_data_dir, ke
                       run.params["keysynth"], checkpointing.best_params(keysynth_run))
   assert all(jax.tree.leaves(same))
   assert not run.learned_from["uses_key_labels"]
+
+
+def test_gain_blocks_experiment_plays_the_model_at_its_own_block(tiny_data_dir, keysynth_run,
+                                                                 data):
+  config = _config(tiny_data_dir, keysynth_run)
+  config.vocoder.anchored = True
+  config.vocoder.anchor_correction = False
+  config.vocoder.anchor_block = 16
+  generator = models.build_generator(config, data.sample_rate)
+  batch = generator.select_fields(next(data.batches("train", 1, seed=0, epoch=0,
+                                                    crop_samples=256)))
+  params = generator.init(jax.random.key(1), batch)
+  run = runs.Run(config=config, generator=generator, params=params,
+                 sample_rate=data.sample_rate, frame_shape=None,
+                 segment_samples=data.segment_samples, step=0)
+  table = vocoder_gain_blocks.block_rows(run, data, [0], [16, 64], num_samples=1000)
+  assert set(table) == {"block 16", "block 64", "keysynth", "keysynth, quantized"}
+  # Played at the block it was built with, the row is the model's own greedy generation.
+  ex = data.example("test", 0)
+  audio, ce = run.generate(ex["frames"][None], ex["frame_index"][None, :1000],
+                           ex["frame_age"][None, :1000], greedy=True,
+                           true_audio=ex["audio"][None, :1000])
+  truth = ex["audio"][:1000]
+  expected = metrics.audio_metrics(audio[0], truth, data.sample_rate,
+                                   metrics.clip_notes(data.notes("test", 0), len(truth)))
+  assert table["block 16"]["stft_distance"] == pytest.approx(expected["stft_distance"])
+  assert table["block 16"]["free_running_ce"] == pytest.approx(float(ce[0]))
+  assert table["block 16"]["stft_distance"] != table["block 64"]["stft_distance"]
+  config.vocoder.anchored = False
+  plain = models.build_generator(config, data.sample_rate)
+  with pytest.raises(ValueError, match="gain-anchored"):
+    vocoder_gain_blocks.block_rows(dataclasses.replace(run, generator=plain), data, [0], [16],
+                                   num_samples=1000)

@@ -1,0 +1,101 @@
+r"""How the anchored vocoder's gain blocks change what it plays (the README's "Holding the gain").
+
+  python -m experiments.vocoder_gain_blocks --workdir=models/demo_vocoder --blocks=64,256,1024
+
+Plays a gain-anchored vocoder (`vocoder.anchored`, anchor_mean "gain") greedily on the demo's test
+segments with its gain decided every N samples for each N in --blocks, the same parameters
+(`WaveNet.anchor_block` is not a parameter: the stack's gain at each block's first sample, ramped
+linearly from the previous block's), and prints one row per N: onset F1 and precision, pitch F1 and
+precision, STFT distance, waveform correlation, greedy free-running cross-entropy and RMS; beside
+them the KeySynth audio the vocoder plays, as is and quantized to the 256 mu-law buckets.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any
+
+import jax
+import numpy as np
+from absl import app, flags
+
+from deepsynth_jax import audio as audio_lib
+from deepsynth_jax import comparison, console, input_pipeline, metrics, runs
+from deepsynth_jax.models import autoregressive, vocoder
+
+flags.DEFINE_string("workdir", "models/demo_vocoder", "A gain-anchored vocoder run directory.")
+flags.DEFINE_string("data_dir", "data/deepsynth", "The dataset (its test split).")
+flags.DEFINE_list("blocks", ["64", "256", "512", "1024"], "Gain block lengths, in samples.")
+flags.DEFINE_integer("per_song", 2, "Evenly spaced test segments per song.")
+FLAGS = flags.FLAGS
+
+COLUMNS = ("onset_f1", "onset_precision", "pitch_f1", "pitch_precision", "stft_distance",
+           "waveform_correlation", "free_running_ce", "rms")
+
+
+@functools.partial(jax.jit, static_argnames=("module",))
+def _keysynth_audio(module: vocoder.Vocoder, params: Any, frames: jax.Array,
+                    frame_index: jax.Array, frame_age: jax.Array) -> jax.Array:
+  """The frozen KeySynth's audio float32 (B, T) of press-frame clips."""
+  return module.apply({"params": params}, frames, frame_index, frame_age, True,
+                      method=vocoder.Vocoder.keysynth_audio)
+
+
+def block_rows(run: runs.Run, data: input_pipeline.DeepSynthData, indices: list[int],
+               blocks: list[int], num_samples: int | None = None) -> dict[str, dict[str, float]]:
+  """Mean metrics over the test examples `indices` (their first `num_samples` samples at 4 kHz
+  when given), one row per gain block length ("block N"), plus "keysynth" and "keysynth,
+  quantized" (the audio it plays, in [-1, 1])."""
+  generator = run.generator
+  wavenet = generator.module.wavenet
+  if not (generator.config.model == "vocoder" and wavenet.anchored_output
+          and wavenet.anchor_mean == "gain"):
+    raise ValueError("the run is not a gain-anchored vocoder (config.vocoder.anchored, "
+                     "anchor_mean='gain'); train one with "
+                     "experiments/configs/vocoder_keysynth_gain_cpu.py")
+  quantization = generator.config.quantization
+  rows: dict[str, list[dict[str, float]]] = {}
+  for i in indices:
+    ex = data.example("test", int(i))
+    clip = (ex["frames"][None], ex["frame_index"][None, :num_samples],
+            ex["frame_age"][None, :num_samples])
+    truth = ex["audio"][:num_samples]
+    notes = metrics.clip_notes(data.notes("test", int(i)), len(truth))
+    score = functools.partial(metrics.audio_metrics, reference=truth,
+                              sample_rate=data.sample_rate, notes=notes)
+    features = generator.conditioning(run.params, *clip)
+    for n in blocks:
+      out = autoregressive.generate(wavenet.clone(anchor_block=int(n)), run.params["wavenet"],
+                                    *clip, greedy=True, quantization=quantization,
+                                    sample_cond=features, true_audio=truth[None])
+      played = np.clip(np.asarray(out.audio)[0], -1.0, 1.0)
+      rows.setdefault(f"block {n}", []).append(
+          {**score(played), "free_running_ce": float(np.mean(out.cross_entropy)),
+           "rms": float(np.sqrt(np.mean(played ** 2)))})
+    keysynth = np.asarray(_keysynth_audio(generator.module, run.params, *clip))[0]
+    quantized = audio_lib.dequantize(audio_lib.quantize(np.clip(keysynth, -1, 1), quantization),
+                                     quantization)
+    for name, audio in (("keysynth", keysynth), ("keysynth, quantized", quantized)):
+      rows.setdefault(name, []).append({**score(audio), "rms": float(np.sqrt(np.mean(audio**2)))})
+  return {name: metrics.mean_metrics(r) for name, r in rows.items()}
+
+
+def main(argv: Any) -> None:
+  del argv
+  console.quiet_library_chatter()
+  data = input_pipeline.load_dataset(FLAGS.data_dir)
+  run = runs.load_run(FLAGS.workdir)
+  indices = comparison.spread_indices(data, "test", FLAGS.per_song)
+  table = block_rows(run, data, indices, [int(b) for b in FLAGS.blocks])
+  print(f"{FLAGS.workdir} (trained with gain blocks of "
+        f"{run.generator.module.wavenet.anchor_block}), greedy, {len(indices)} test segments "
+        f"of {FLAGS.data_dir}:")
+  print("| audio | " + " | ".join(COLUMNS) + " |")
+  print("|---|" + "---:|" * len(COLUMNS))
+  for name, m in table.items():
+    cells = [f"{m[c]:.3f}" if c in m else "-" for c in COLUMNS]
+    print(f"| {name} | " + " | ".join(cells) + " |")
+
+
+if __name__ == "__main__":
+  app.run(main)
