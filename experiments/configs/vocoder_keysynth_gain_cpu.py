@@ -1,5 +1,5 @@
-r"""The anchored vocoder on the KeySynth's own waveform, trained on its own past (the
-candidate for models/demo_vocoder).
+r"""The anchored vocoder on the KeySynth's own waveform, trained on its own past (shipped as
+models/demo_vocoder until vocoder_gain256_cpu.py replaced it).
 
 vocoder_anchored_cpu.py with two changes, each measured on the demo's 8 test segments (README,
 "The anchored vocoder"):
