@@ -22,8 +22,8 @@ play: setup
 # The import layers (setup.cfg [importlinter]) first: a module importing a layer above its own
 # fails the suite before any test runs.
 # The whole suite: two pytest-xdist workers (whole files each, so module fixtures are built
-# once), then the `serial` tests (real time, several processes) alone; the slowest 15 printed, since the
-# suite must stay under 10 minutes on 2 cores. With ARGS, one plain run.
+# once), then the `serial` tests (real time, several processes) alone; the 15 slowest are
+# printed, since the suite must stay under 10 minutes on 2 cores. With ARGS, one plain run.
 test: setup
 	.venv/bin/lint-imports
 ifeq ($(strip $(ARGS)),)

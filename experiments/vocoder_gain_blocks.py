@@ -41,13 +41,17 @@ def _keysynth_audio(module: vocoder.Vocoder, params: Any, frames: jax.Array,
                       method=vocoder.Vocoder.keysynth_audio)
 
 
+def _rms(audio: np.ndarray) -> float:
+  return float(np.sqrt(np.mean(np.square(audio))))
+
+
 def block_rows(run: runs.Run, data: input_pipeline.DeepSynthData, indices: list[int],
                blocks: list[int], num_samples: int | None = None) -> dict[str, dict[str, float]]:
   """Mean metrics over the test examples `indices` (their first `num_samples` samples at 4 kHz
   when given), one row per gain block length ("block N"), plus "keysynth" and "keysynth,
   quantized" (the audio it plays, in [-1, 1])."""
   generator = run.generator
-  wavenet = generator.module.wavenet
+  wavenet = getattr(generator.module, "wavenet", None)  # a vocoder's; the WaveNet has none
   if not (generator.config.model == "vocoder" and wavenet.anchored_output
           and wavenet.anchor_mean == "gain"):
     raise ValueError("the run is not a gain-anchored vocoder (config.vocoder.anchored, "
@@ -71,12 +75,12 @@ def block_rows(run: runs.Run, data: input_pipeline.DeepSynthData, indices: list[
       played = np.clip(np.asarray(out.audio)[0], -1.0, 1.0)
       rows.setdefault(f"block {n}", []).append(
           {**score(played), "free_running_ce": float(np.mean(out.cross_entropy)),
-           "rms": float(np.sqrt(np.mean(played ** 2)))})
+           "rms": _rms(played)})
     keysynth = np.asarray(_keysynth_audio(generator.module, run.params, *clip))[0]
     quantized = audio_lib.dequantize(audio_lib.quantize(np.clip(keysynth, -1, 1), quantization),
                                      quantization)
     for name, audio in (("keysynth", keysynth), ("keysynth, quantized", quantized)):
-      rows.setdefault(name, []).append({**score(audio), "rms": float(np.sqrt(np.mean(audio**2)))})
+      rows.setdefault(name, []).append({**score(audio), "rms": _rms(audio)})
   return {name: metrics.mean_metrics(r) for name, r in rows.items()}
 
 

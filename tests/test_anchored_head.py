@@ -9,7 +9,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
-from test_vocoder import _inputs, _numpy_params, _wavenet
+from test_vocoder import _inputs, _numpy_params, _wavenet, assert_fast_sampler_equals_naive
 
 from deepsynth_jax import audio as audio_lib
 from deepsynth_jax.models import autoregressive, wavenet
@@ -143,13 +143,7 @@ def test_residual_head_starts_at_the_anchor_and_follows_the_past_sample_by_sampl
   scanned = autoregressive.teacher_forced_logits(model, params, tokens, frames, index, age,
                                                  sample_cond=cond)
   np.testing.assert_allclose(scanned, base, rtol=1e-4, atol=2e-3)
-  fast = autoregressive.generate(model, params, frames, index, age, seed=3, sample_cond=cond,
-                                 true_audio=true_audio)
-  naive = autoregressive.naive_generate(model, params, frames, index, age, seed=3,
-                                        sample_cond=cond, true_audio=true_audio)
-  np.testing.assert_array_equal(fast.buckets, naive.buckets)
-  np.testing.assert_allclose(fast.sample_cross_entropy, naive.sample_cross_entropy, rtol=1e-4,
-                             atol=1e-4)
+  assert_fast_sampler_equals_naive(model, params, frames, index, age, cond, true_audio)
   # The width learns from the anchor's own cross-entropy only, the residual from the logits
   # only, and the anchor's own loss does not move the anchor. (The width's MLP is made blind to
   # feature 0, the anchor, so that the anchor's gradient can only come through the mean.)

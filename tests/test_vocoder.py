@@ -103,8 +103,12 @@ def test_sampler_with_sample_cond_equals_the_parallel_forward(conditioned_model)
   # The conditioning matters: other features, other logits at every sample.
   other = model.apply({"params": params}, tokens, frames, index, age, cond + 1.0)
   assert np.all(np.abs(np.asarray(other) - np.asarray(parallel)).max(axis=-1) > 1e-3)
-  # Fast and naive sampler: the same samples and free-running loss.
-  true_audio = audio_lib.dequantize(_inputs()[5])
+  assert_fast_sampler_equals_naive(model, params, frames, index, age, cond,
+                                   audio_lib.dequantize(_inputs()[5]))
+
+
+def assert_fast_sampler_equals_naive(model, params, frames, index, age, cond, true_audio):
+  """The fast and the naive sampler draw the same samples with the same free-running loss."""
   fast = autoregressive.generate(model, params, frames, index, age, seed=3, sample_cond=cond,
                                  true_audio=true_audio)
   naive = autoregressive.naive_generate(model, params, frames, index, age, seed=3,
