@@ -21,16 +21,6 @@ from absl import app, flags
 
 from deepsynth_jax import checkpointing, console
 
-flags.DEFINE_string("workdir", None, "Trained run directory.")
-flags.DEFINE_string("out", None, "Output model folder (replaced).")
-flags.DEFINE_string("log", None, "Training log file to ship beside the checkpoint.")
-flags.DEFINE_string("command", None, "The command line that trained the run (for README.md).")
-flags.DEFINE_enum("checkpoint", "best", ["best", "latest"],
-                  "Export the best checkpoint (by the run's selection metric) or the latest one.")
-flags.DEFINE_list("generation", [], "FIELD=VALUE generation-only settings to set in the exported "
-                  "run.json (one of GENERATION_SETTINGS).")
-FLAGS = flags.FLAGS
-
 # Config fields that only generation (and validation) read: training ignores them, so setting
 # them at export changes how the exported model plays, not what it learned.
 GENERATION_SETTINGS = {"keysynth.max_voices": int}
@@ -114,17 +104,35 @@ def export_run(workdir: str, out: str, *, log: str | None = None,
 
 def main(argv):
   del argv
+  f = flags.FLAGS
   console.quiet_library_chatter()
-  if not FLAGS.workdir or not FLAGS.out:
+  if not f.workdir or not f.out:
     raise app.UsageError("give --workdir=RUN --out=FOLDER")
   try:
-    generation = parse_generation(FLAGS.generation)
+    generation = parse_generation(f.generation)
   except ValueError as e:
     raise app.UsageError(str(e)) from None
-  step = export_run(FLAGS.workdir, FLAGS.out, log=FLAGS.log, command=FLAGS.command,
-                    generation=generation, checkpoint=FLAGS.checkpoint)
-  print(f"exported step {step} of {FLAGS.workdir} to {FLAGS.out}")
+  try:
+    step = export_run(f.workdir, f.out, log=f.log, command=f.command,
+                      generation=generation, checkpoint=f.checkpoint)
+  except checkpointing.CheckpointError as e:
+    raise SystemExit(f"error: {e}") from None
+  print(f"exported step {step} of {f.workdir} to {f.out}")
+
+
+def _define_flags() -> None:
+  """Only the binary defines flags: tests import export_run beside other binaries' modules, and
+  absl refuses a flag name defined twice in one process (tests/test_imports.py)."""
+  flags.DEFINE_string("workdir", None, "Trained run directory.")
+  flags.DEFINE_string("out", None, "Output model folder (replaced).")
+  flags.DEFINE_string("log", None, "Training log file to ship beside the checkpoint.")
+  flags.DEFINE_string("command", None, "The command line that trained the run (for README.md).")
+  flags.DEFINE_enum("checkpoint", "best", ["best", "latest"],
+                    "Export the best checkpoint (by the run's selection metric) or the latest one.")
+  flags.DEFINE_list("generation", [], "FIELD=VALUE generation-only settings to set in the exported "
+                    "run.json (one of GENERATION_SETTINGS).")
 
 
 if __name__ == "__main__":
+  _define_flags()
   app.run(main)

@@ -20,14 +20,8 @@ import numpy as np
 from absl import app, flags
 
 from deepsynth_jax import audio as audio_lib
-from deepsynth_jax import comparison, console, input_pipeline, metrics, runs
+from deepsynth_jax import checkpointing, comparison, console, input_pipeline, metrics, runs
 from deepsynth_jax.models import autoregressive, vocoder
-
-flags.DEFINE_string("workdir", "models/demo_vocoder", "A gain-anchored vocoder run directory.")
-flags.DEFINE_string("data_dir", "data/deepsynth", "The dataset (its test split).")
-flags.DEFINE_list("blocks", ["64", "256", "512", "1024"], "Gain block lengths, in samples.")
-flags.DEFINE_integer("per_song", 2, "Evenly spaced test segments per song.")
-FLAGS = flags.FLAGS
 
 COLUMNS = ("onset_f1", "onset_precision", "pitch_f1", "pitch_precision", "stft_distance",
            "waveform_correlation", "free_running_ce", "rms")
@@ -86,14 +80,18 @@ def block_rows(run: runs.Run, data: input_pipeline.DeepSynthData, indices: list[
 
 def main(argv: Any) -> None:
   del argv
+  f = flags.FLAGS
   console.quiet_library_chatter()
-  data = input_pipeline.load_dataset(FLAGS.data_dir)
-  run = runs.load_run(FLAGS.workdir)
-  indices = comparison.spread_indices(data, "test", FLAGS.per_song)
-  table = block_rows(run, data, indices, [int(b) for b in FLAGS.blocks])
-  print(f"{FLAGS.workdir} (trained with gain blocks of "
+  try:
+    data = input_pipeline.load_dataset(f.data_dir)
+    run = runs.load_run(f.workdir)
+    indices = comparison.spread_indices(data, "test", f.per_song)
+    table = block_rows(run, data, indices, [int(b) for b in f.blocks])
+  except (checkpointing.CheckpointError, input_pipeline.DatasetError, ValueError) as e:
+    raise SystemExit(f"error: {e}") from None
+  print(f"{f.workdir} (trained with gain blocks of "
         f"{run.generator.module.wavenet.anchor_block}), greedy, {len(indices)} test segments "
-        f"of {FLAGS.data_dir}:")
+        f"of {f.data_dir}:")
   print("| audio | " + " | ".join(COLUMNS) + " |")
   print("|---|" + "---:|" * len(COLUMNS))
   for name, m in table.items():
@@ -101,5 +99,15 @@ def main(argv: Any) -> None:
     print(f"| {name} | " + " | ".join(cells) + " |")
 
 
+def _define_flags() -> None:
+  """Only the binary defines flags: tests import block_rows beside other binaries' modules, and
+  absl refuses a flag name defined twice in one process (tests/test_imports.py)."""
+  flags.DEFINE_string("workdir", "models/demo_vocoder", "A gain-anchored vocoder run directory.")
+  flags.DEFINE_string("data_dir", "data/deepsynth", "The dataset (its test split).")
+  flags.DEFINE_list("blocks", ["64", "256", "512", "1024"], "Gain block lengths, in samples.")
+  flags.DEFINE_integer("per_song", 2, "Evenly spaced test segments per song.")
+
+
 if __name__ == "__main__":
+  _define_flags()
   app.run(main)

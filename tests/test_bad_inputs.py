@@ -263,6 +263,12 @@ def _cli_cases(tiny_data_dir, run_dir, mixed_up_run, junk_checkpoint_run, tmp: p
                                                       f"--midi_dir={bad_midis}",
                                                       "--num_songs=0"],
        ["only 0 of the 2 requested songs are usable", "add MIDI files"]),
+      ("export_run: someone else's folder", [
+          sys.executable, "-m", "experiments.export_run", f"--workdir={foreign}",
+          f"--out={tmp / 'exported'}"], ["not a DeepSynth run", "pass the right --workdir"]),
+      ("vocoder_gain_blocks: not a vocoder", [
+          sys.executable, "-m", "experiments.vocoder_gain_blocks", f"--workdir={run_dir}",
+          f"--data_dir={tiny_data_dir}", "--blocks=16"], ["not a gain-anchored vocoder"]),
   ]
 
 
