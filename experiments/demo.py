@@ -53,7 +53,7 @@ FLAGS = flags.FLAGS
 TRAIN_CONFIGS = {"keysynth_phase": "experiments/configs/keysynth_phase_cpu.py",
                  "keysynth": "experiments/configs/keysynth_cpu.py",
                  "keysynth_labels": "experiments/configs/keysynth_labels_cpu.py",
-                 "vocoder": "experiments/configs/vocoder_gain256_cpu.py",
+                 "vocoder": "experiments/configs/vocoder_gain512_cpu.py",
                  "wavenet": "experiments/configs/cpu.py"}
 # Models that start from another demo model (config.init_from): with --train, from the one
 # trained here.

@@ -1,5 +1,5 @@
 r"""The KeySynth-gain vocoder with its gain decided every 256 samples (64 ms) instead of 64
-(shipped as models/demo_vocoder).
+(shipped as models/demo_vocoder until vocoder_gain512_cpu.py replaced it).
 
 vocoder_keysynth_gain_cpu.py with `vocoder.anchor_block=256`. Its greedy output is, to within a
 bucket, gain x the KeySynth's audio, and the blind transcription heard the gain's block-to-block
