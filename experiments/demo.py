@@ -17,6 +17,7 @@ Ends by printing where everything is and the headline figures.
 
 from __future__ import annotations
 
+import functools
 import glob
 import importlib.util
 import json
@@ -28,33 +29,16 @@ from absl import app, flags
 from data_gen import make_dataset
 from deepsynth_jax import comparison, evaluate, input_pipeline, play, train
 
-flags.DEFINE_string("data_dir", "data/deepsynth", "Dataset folder (built if missing).")
-flags.DEFINE_string("out", "demo_out", "Output folder.")
-flags.DEFINE_list("models", ["keysynth_phase", "keysynth", "keysynth_labels", "vocoder",
-                            "wavenet"],
-                  "Which demo models (models/demo_<name>): keysynth_phase (no key labels, the "
-                  "default: keysynth fine-tuned with note-relative phases), keysynth (no key "
-                  "labels), keysynth_labels (trained on the simulator's key labels: the upper "
-                  "bound), vocoder (a WaveNet sampled autoregressively on keysynth_phase's "
-                  "audio, greedy), wavenet (the method).")
-flags.DEFINE_string("models_dir", "models", "Folder holding the shipped demo_<name> models.")
-flags.DEFINE_bool("train", False, "Train the demo models here instead of using the shipped ones.")
-flags.DEFINE_integer("examples_per_song", 2, "Test segments evaluated per test song.")
-flags.DEFINE_float("song_seconds", 20.0, "Seconds of each test song played into an .mp4.")
-flags.DEFINE_integer("songs", 2, "Test songs played into an .mp4 per model.")
-flags.DEFINE_float("camera_fps", 30, "Also play the first test song from camera video at this "
-                   "frame rate (0 = no), with the --camera_models.")
-flags.DEFINE_list("camera_models", ["keysynth_phase"], "Models that play the camera-video song "
-                  "(the default plays camera video; the others learned press frames only).")
-flags.DEFINE_string("midi_dir", None, "Your own MIDI files: each is played and heard too.")
 FLAGS = flags.FLAGS
 
-# The command that produces each shipped model (its README.md and train.log record the run).
-TRAIN_CONFIGS = {"keysynth_phase": "experiments/configs/keysynth_phase_cpu.py",
-                 "keysynth": "experiments/configs/keysynth_cpu.py",
-                 "keysynth_labels": "experiments/configs/keysynth_labels_cpu.py",
-                 "vocoder": "experiments/configs/vocoder_gain512_cpu.py",
-                 "wavenet": "experiments/configs/cpu.py"}
+# The commands that produce each shipped model (its README.md and train.log record the run): its
+# training configs, each stage after the first starting from the one before (config.init_from).
+TRAIN_CONFIGS = {"keysynth_phase": ("experiments/configs/keysynth_phase_cpu.py",),
+                 "keysynth": ("experiments/configs/keysynth_cpu.py",),
+                 "keysynth_labels": ("experiments/configs/keysynth_labels_cpu.py",),
+                 "vocoder": ("experiments/configs/vocoder_gain512_cpu.py",
+                             "experiments/configs/vocoder_gain512_level_cpu.py"),
+                 "wavenet": ("experiments/configs/cpu.py",)}
 # Models that start from another demo model (config.init_from): with --train, from the one
 # trained here.
 STARTS_FROM = {"keysynth_phase": "keysynth"}
@@ -74,26 +58,41 @@ def ensure_dataset(data_dir: str) -> None:
   print(f"[demo] dataset built in {time.perf_counter() - start:.0f} s", flush=True)
 
 
-def model_workdir(name: str) -> str:
-  """The shipped model folder, or a freshly trained run with --train."""
-  if not FLAGS.train:
-    path = os.path.join(FLAGS.models_dir, f"demo_{name}")
+def _load_config(path: str):
+  spec = importlib.util.spec_from_file_location("demo_config", path)
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  return module.get_config()
+
+
+@functools.cache
+def model_workdir(name: str, *, train_here: bool, data_dir: str, models_dir: str = "models",
+                  runs_dir: str = "runs") -> str:
+  """The shipped model folder models_dir/demo_<name>, or with `train_here` the run trained here
+  by TRAIN_CONFIGS[name]'s stages (runs_dir/demo_<name>, its earlier stages beside it as
+  demo_<name>_stage<k>), each trained once per process."""
+  if not train_here:
+    path = os.path.join(models_dir, f"demo_{name}")
     if not os.path.exists(os.path.join(path, "run.json")):
       raise SystemExit(f"[demo] no shipped model at {path}; run `make demo ARGS=--train` to train "
                        "one here")
     return path
-  spec = importlib.util.spec_from_file_location("demo_config", TRAIN_CONFIGS[name])
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  config = module.get_config()
-  config.data_dir = FLAGS.data_dir
-  if name in STARTS_FROM:
-    config.init_from = model_workdir(STARTS_FROM[name])
-  if name in PLAYS:
-    config.vocoder.keysynth_run = model_workdir(PLAYS[name])
-  workdir = os.path.join("runs", f"demo_{name}")
-  print(f"[demo] training {name} ({TRAIN_CONFIGS[name]}) into {workdir} ...", flush=True)
-  train.train_and_evaluate(config, workdir)
+  upstream = functools.partial(model_workdir, train_here=True, data_dir=data_dir,
+                               models_dir=models_dir, runs_dir=runs_dir)
+  init_from = upstream(STARTS_FROM[name]) if name in STARTS_FROM else None
+  keysynth_run = upstream(PLAYS[name]) if name in PLAYS else None
+  stages = TRAIN_CONFIGS[name]
+  for k, path in enumerate(stages, start=1):
+    config = _load_config(path)
+    config.data_dir = data_dir
+    if init_from is not None:
+      config.init_from = init_from
+    if keysynth_run is not None:
+      config.vocoder.keysynth_run = keysynth_run
+    workdir = os.path.join(runs_dir, f"demo_{name}" + ("" if k == len(stages) else f"_stage{k}"))
+    print(f"[demo] training {name} ({path}) into {workdir} ...", flush=True)
+    train.train_and_evaluate(config, workdir)
+    init_from = workdir
   return workdir
 
 
@@ -107,7 +106,8 @@ def main(argv):
   test_songs = sorted({data.segment("test", i)[0] for i in indices})
   summary = {}
   for name in FLAGS.models:
-    workdir = model_workdir(name)
+    workdir = model_workdir(name, train_here=FLAGS.train, data_dir=FLAGS.data_dir,
+                            models_dir=FLAGS.models_dir)
     out = os.path.join(FLAGS.out, name)
     print(f"[demo] {name}: hearing {len(indices)} test segments of {len(test_songs)} held-out "
           "songs ...", flush=True)
@@ -182,5 +182,28 @@ def headline(summary: dict, wall: float) -> str:
   return "\n".join(lines)
 
 
+def _define_flags() -> None:
+  flags.DEFINE_string("data_dir", "data/deepsynth", "Dataset folder (built if missing).")
+  flags.DEFINE_string("out", "demo_out", "Output folder.")
+  flags.DEFINE_list("models", ["keysynth_phase", "keysynth", "keysynth_labels", "vocoder",
+                              "wavenet"],
+                    "Which demo models (models/demo_<name>): keysynth_phase (no key labels, the "
+                    "default: keysynth fine-tuned with note-relative phases), keysynth (no key "
+                    "labels), keysynth_labels (trained on the simulator's key labels: the upper "
+                    "bound), vocoder (a WaveNet sampled autoregressively on keysynth_phase's "
+                    "audio, greedy), wavenet (the method).")
+  flags.DEFINE_string("models_dir", "models", "Folder holding the shipped demo_<name> models.")
+  flags.DEFINE_bool("train", False, "Train the demo models here instead of using the shipped ones.")
+  flags.DEFINE_integer("examples_per_song", 2, "Test segments evaluated per test song.")
+  flags.DEFINE_float("song_seconds", 20.0, "Seconds of each test song played into an .mp4.")
+  flags.DEFINE_integer("songs", 2, "Test songs played into an .mp4 per model.")
+  flags.DEFINE_float("camera_fps", 30, "Also play the first test song from camera video at this "
+                     "frame rate (0 = no), with the --camera_models.")
+  flags.DEFINE_list("camera_models", ["keysynth_phase"], "Models that play the camera-video song "
+                    "(the default plays camera video; the others learned press frames only).")
+  flags.DEFINE_string("midi_dir", None, "Your own MIDI files: each is played and heard too.")
+
+
 if __name__ == "__main__":
+  _define_flags()
   app.run(main)

@@ -8,11 +8,18 @@ segments with its gain decided every N samples for each N in --blocks, the same 
 linearly from the previous block's), and prints one row per N: onset F1 and precision, pitch F1 and
 precision, STFT distance, waveform correlation, greedy free-running cross-entropy and RMS; beside
 them the KeySynth audio the vocoder plays, as is and quantized to the 256 mu-law buckets.
+
+  python -m experiments.vocoder_gain_blocks --workdir=models/demo_vocoder --blocks=512 \
+      --keysynth_gains=0.6,0.8,1,1.2
+
+also scores constant multiples of the KeySynth audio and the KeySynth audio at each recording's
+RMS: what a gain alone could reach.
 """
 
 from __future__ import annotations
 
 import functools
+from collections.abc import Sequence
 from typing import Any
 
 import jax
@@ -40,10 +47,16 @@ def _rms(audio: np.ndarray) -> float:
 
 
 def block_rows(run: runs.Run, data: input_pipeline.DeepSynthData, indices: list[int],
-               blocks: list[int], num_samples: int | None = None) -> dict[str, dict[str, float]]:
+               blocks: list[int], num_samples: int | None = None,
+               keysynth_gains: Sequence[float] = ()) -> dict[str, dict[str, float]]:
   """Mean metrics over the test examples `indices` (their first `num_samples` samples at 4 kHz
   when given), one row per gain block length ("block N"), plus "keysynth" and "keysynth,
-  quantized" (the audio it plays, in [-1, 1])."""
+  quantized" (the audio it plays, in [-1, 1]).
+
+  With `keysynth_gains`, also one row "keysynth x c" per constant c, and "keysynth x the
+  recording's level" (each segment scaled to the recording's RMS: an oracle, since the video does
+  not show how hard a key was struck). They say how much of a score is loudness alone: the
+  vocoder's gain changes the KeySynth waveform's level, never its shape."""
   generator = run.generator
   wavenet = getattr(generator.module, "wavenet", None)  # a vocoder's; the WaveNet has none
   if not (generator.config.model == "vocoder" and wavenet.anchored_output
@@ -73,7 +86,12 @@ def block_rows(run: runs.Run, data: input_pipeline.DeepSynthData, indices: list[
     keysynth = np.asarray(_keysynth_audio(generator.module, run.params, *clip))[0]
     quantized = audio_lib.dequantize(audio_lib.quantize(np.clip(keysynth, -1, 1), quantization),
                                      quantization)
-    for name, audio in (("keysynth", keysynth), ("keysynth, quantized", quantized)):
+    scaled = [(f"keysynth x {c:g}", float(c) * keysynth) for c in keysynth_gains]
+    if keysynth_gains:
+      scaled.append(("keysynth x the recording's level",
+                     _rms(truth) / max(_rms(keysynth), 1e-8) * keysynth))
+    for name, audio in (("keysynth", keysynth), ("keysynth, quantized", quantized), *scaled):
+      audio = np.clip(audio, -1.0, 1.0)
       rows.setdefault(name, []).append({**score(audio), "rms": _rms(audio)})
   return {name: metrics.mean_metrics(r) for name, r in rows.items()}
 
@@ -86,7 +104,8 @@ def main(argv: Any) -> None:
     data = input_pipeline.load_dataset(f.data_dir)
     run = runs.load_run(f.workdir)
     indices = comparison.spread_indices(data, "test", f.per_song)
-    table = block_rows(run, data, indices, [int(b) for b in f.blocks])
+    table = block_rows(run, data, indices, [int(b) for b in f.blocks],
+                       keysynth_gains=[float(c) for c in f.keysynth_gains])
   except (checkpointing.CheckpointError, input_pipeline.DatasetError, ValueError) as e:
     raise SystemExit(f"error: {e}") from None
   print(f"{f.workdir} (trained with gain blocks of "
@@ -106,6 +125,8 @@ def _define_flags() -> None:
   flags.DEFINE_string("data_dir", "data/deepsynth", "The dataset (its test split).")
   flags.DEFINE_list("blocks", ["64", "256", "512", "1024"], "Gain block lengths, in samples.")
   flags.DEFINE_integer("per_song", 2, "Evenly spaced test segments per song.")
+  flags.DEFINE_list("keysynth_gains", [], "Constant gains c: adds rows for c x the KeySynth "
+                    "audio, and one for it at each recording's RMS (an oracle bound).")
 
 
 if __name__ == "__main__":

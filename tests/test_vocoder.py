@@ -388,14 +388,25 @@ def test_gain_blocks_experiment_plays_the_model_at_its_own_block(tiny_data_dir, 
   run = runs.Run(config=config, generator=generator, params=params,
                  sample_rate=data.sample_rate, frame_shape=None,
                  segment_samples=data.segment_samples, step=0)
-  table = vocoder_gain_blocks.block_rows(run, data, [0], [16, 64], num_samples=1000)
-  assert set(table) == {"block 16", "block 64", "keysynth", "keysynth, quantized"}
+  table = vocoder_gain_blocks.block_rows(run, data, [0], [16, 64], num_samples=1000,
+                                         keysynth_gains=[1.0, 0.5])
+  level = "keysynth x the recording's level"
+  assert set(table) == {"block 16", "block 64", "keysynth", "keysynth, quantized",
+                        "keysynth x 1", "keysynth x 0.5", level}
+  assert table["keysynth x 1"] == table["keysynth"]
   # Played at the block it was built with, the row is the model's own greedy generation.
   ex = data.example("test", 0)
   audio, ce = run.generate(ex["frames"][None], ex["frame_index"][None, :1000],
                            ex["frame_age"][None, :1000], greedy=True,
                            true_audio=ex["audio"][None, :1000])
   truth = ex["audio"][:1000]
+  keysynth = np.asarray(vocoder_gain_blocks._keysynth_audio(
+      generator.module, params, ex["frames"][None], ex["frame_index"][None, :1000],
+      ex["frame_age"][None, :1000]))[0]
+  half = np.clip(0.5 * keysynth, -1, 1)  # the untrained KeySynth is loud enough to clip
+  assert table["keysynth x 0.5"]["rms"] == pytest.approx(float(np.sqrt(np.mean(half ** 2))),
+                                                          rel=1e-5)
+  assert table[level]["rms"] == pytest.approx(float(np.sqrt(np.mean(truth ** 2))), rel=1e-4)
   expected = metrics.audio_metrics(audio[0], truth, data.sample_rate,
                                    metrics.clip_notes(data.notes("test", 0), len(truth)))
   assert table["block 16"]["stft_distance"] == pytest.approx(expected["stft_distance"])
