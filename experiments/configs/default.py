@@ -198,3 +198,14 @@ def get_config() -> ml_collections.ConfigDict:
   # Host-side batches prepared ahead of the device.
   config.prefetch_batches = 2
   return config
+
+
+def continued(config: ml_collections.ConfigDict, run: str, epochs: int, *,
+              warmup_steps: int = 10) -> ml_collections.ConfigDict:
+  """`config` set to continue the run directory `run` from its best parameters (`init_from`) for
+  `epochs` more epochs at learning rate 1e-3 (`warmup_steps` warm-up steps): a second stage."""
+  config.init_from = run
+  config.num_epochs = epochs
+  config.optimizer.learning_rate = 1e-3
+  config.optimizer.warmup_steps = warmup_steps
+  return config

@@ -16,7 +16,7 @@ everything the vocoder loads:
       --workdir=runs/vocoder_anchored_cpu
 """
 
-from experiments.configs import vocoder_phase_cpu
+from experiments.configs import default, vocoder_phase_cpu
 
 
 def get_config():
@@ -32,9 +32,4 @@ def get_config():
 def continued_config(epochs: int = 5):
   """This run continued from its best parameters (`init_from`) for `epochs` epochs at learning
   rate 1e-3 (10 warm-up steps): the base of the variants trained on top of it."""
-  config = get_config()
-  config.init_from = "runs/vocoder_anchored_cpu"
-  config.num_epochs = epochs
-  config.optimizer.learning_rate = 1e-3
-  config.optimizer.warmup_steps = 10
-  return config
+  return default.continued(get_config(), "runs/vocoder_anchored_cpu", epochs)

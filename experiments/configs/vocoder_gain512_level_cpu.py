@@ -16,15 +16,11 @@ on does not score the level this stage is for). Shipped as models/demo_vocoder:
       --workdir=runs/vocoder_gain512_level_cpu
 """
 
-from experiments.configs import vocoder_gain512_cpu
+from experiments.configs import default, vocoder_gain512_cpu
 
 
 def get_config():
-  config = vocoder_gain512_cpu.get_config()
-  config.init_from = "runs/vocoder_gain512_cpu"
-  config.num_epochs = 5
-  config.optimizer.learning_rate = 1e-3
-  config.optimizer.warmup_steps = 10
+  config = default.continued(vocoder_gain512_cpu.get_config(), "runs/vocoder_gain512_cpu", 5)
   config.vocoder.level_loss = 1.0
   config.eval.selection_metric = "teacher_forced"
   return config

@@ -6,14 +6,11 @@ on the phase-aligned KeySynth improve with budget? Starts from that run's best p
       --workdir=runs/vocoder_phase_more_cpu
 """
 
-from experiments.configs import vocoder_phase_cpu
+from experiments.configs import default, vocoder_phase_cpu
 
 
 def get_config():
-  config = vocoder_phase_cpu.get_config()
-  config.init_from = "runs/vocoder_phase_cpu"
-  config.num_epochs = 9
-  config.optimizer.learning_rate = 1e-3
-  config.optimizer.warmup_steps = 20
+  config = default.continued(vocoder_phase_cpu.get_config(), "runs/vocoder_phase_cpu", 9,
+                             warmup_steps=20)
   config.checkpoint_every_steps = 43
   return config
