@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 import shutil
+from collections.abc import Sequence
 
 import orbax.checkpoint as ocp
 from absl import app, flags
@@ -48,10 +49,11 @@ def parse_generation(items: list[str]) -> dict[str, object]:
 
 def export_run(workdir: str, out: str, *, log: str | None = None,
                command: str | None = None, generation: dict[str, object] | None = None,
-               checkpoint: str = "best") -> int:
+               checkpoint: str = "best", earlier_logs: Sequence[str] = ()) -> int:
   """Writes `out` from the best (or, with checkpoint="latest", the newest) checkpoint of
   `workdir`, with `generation` settings ({"section.field": value}, see `parse_generation`) set in
-  its run.json; returns the exported step."""
+  its run.json; returns the exported step. `log` ships as train.log; `earlier_logs`, the logs of
+  the runs this one started from (`init_from`), oldest first, as train_stage1.log, ..."""
   record = checkpointing.read_run_record(workdir)
   for field, value in (generation or {}).items():
     section, name = field.split(".")
@@ -84,8 +86,12 @@ def export_run(workdir: str, out: str, *, log: str | None = None,
     shutil.copy(metrics, os.path.join(tmp, "metrics.jsonl"))
   if log:
     shutil.copy(log, os.path.join(tmp, "train.log"))
+  stage_logs = [f"train_stage{k}.log" for k in range(1, len(earlier_logs) + 1)]
+  for path, name in zip(earlier_logs, stage_logs):
+    shutil.copy(path, os.path.join(tmp, name))
   export_cmd = (f"python -m experiments.export_run --workdir={workdir} --out={out}"
                 + (" --checkpoint=latest" if checkpoint == "latest" else "")
+                + (f" --earlier_logs={','.join(earlier_logs)}" if earlier_logs else "")
                 + "".join(f" --generation={k}={v}" for k, v in (generation or {}).items()))
   with open(os.path.join(tmp, "README.md"), "w") as f:
     f.write(f"# Exported DeepSynth model ({record['config']['model']})\n\n"
@@ -95,7 +101,10 @@ def export_run(workdir: str, out: str, *, log: str | None = None,
             f"exported with `{export_cmd}`"
             + (" (generation-only settings: training never read them)" if generation else "")
             + ".\nValidation history: see metrics.jsonl (rows with split=validation)"
-            + (" and train.log" if log else "") + ".\n")
+            + (" and train.log" if log else "") + ".\n"
+            + (f"\nTrained in {len(stage_logs) + 1} stages, each started from the one before "
+               f"(config.init_from); the earlier stages' logs: {', '.join(stage_logs)}.\n"
+               if stage_logs else ""))
   if os.path.exists(out):
     shutil.rmtree(out)
   os.replace(tmp, out)
@@ -114,7 +123,8 @@ def main(argv):
     raise app.UsageError(str(e)) from None
   try:
     step = export_run(f.workdir, f.out, log=f.log, command=f.command,
-                      generation=generation, checkpoint=f.checkpoint)
+                      generation=generation, checkpoint=f.checkpoint,
+                      earlier_logs=f.earlier_logs)
   except checkpointing.CheckpointError as e:
     raise SystemExit(f"error: {e}") from None
   print(f"exported step {step} of {f.workdir} to {f.out}")
@@ -127,6 +137,8 @@ def _define_flags() -> None:
   flags.DEFINE_string("out", None, "Output model folder (replaced).")
   flags.DEFINE_string("log", None, "Training log file to ship beside the checkpoint.")
   flags.DEFINE_string("command", None, "The command line that trained the run (for README.md).")
+  flags.DEFINE_list("earlier_logs", [], "Logs of the runs this one started from (init_from), "
+                    "oldest first: shipped as train_stage1.log, ...")
   flags.DEFINE_enum("checkpoint", "best", ["best", "latest"],
                     "Export the best checkpoint (by the run's selection metric) or the latest one.")
   flags.DEFINE_list("generation", [], "FIELD=VALUE generation-only settings to set in the exported "

@@ -348,11 +348,14 @@ def test_training_records_what_the_model_learned_from(tiny_data_dir, tmp_path):
   assert exported.generator.module.max_voices == 2
   assert runs.load_run(str(tmp_path / "run")).generator.module.max_voices == 16
   assert "--generation=keysynth.max_voices=2" in open(os.path.join(out, "README.md")).read()
+  stage1 = tmp_path / "stage1.log"
+  stage1.write_text("the first stage's log")
   latest = export_run.export_run(str(tmp_path / "run"), str(tmp_path / "latest"),
-                                 checkpoint="latest")
+                                 checkpoint="latest", earlier_logs=[str(stage1)])
   assert latest == runs.load_run(str(tmp_path / "latest")).step == 1
-  assert "Latest checkpoint (step 1)" in open(
-      os.path.join(tmp_path / "latest", "README.md")).read()
+  readme = open(os.path.join(tmp_path / "latest", "README.md")).read()
+  assert "Latest checkpoint (step 1)" in readme and "train_stage1.log" in readme
+  assert (tmp_path / "latest" / "train_stage1.log").read_text() == "the first stage's log"
   for bad in (["keysynth.envelope_hidden=8"], ["keysynth.max_voices"], ["keysynth.max_voices=x"]):
     with pytest.raises(ValueError, match="--generation"):
       export_run.parse_generation(bad)
