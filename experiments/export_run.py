@@ -53,7 +53,17 @@ def export_run(workdir: str, out: str, *, log: str | None = None,
   """Writes `out` from the best (or, with checkpoint="latest", the newest) checkpoint of
   `workdir`, with `generation` settings ({"section.field": value}, see `parse_generation`) set in
   its run.json; returns the exported step. `log` ships as train.log; `earlier_logs`, the logs of
-  the runs this one started from (`init_from`), oldest first, as train_stage1.log, ..."""
+  the runs this one started from (`init_from`), oldest first, as train_stage1.log, ...
+
+  Raises:
+    checkpointing.CheckpointError: `workdir` is not a run with a checkpoint.
+    ValueError: a log file is missing (checked before anything is written).
+  """
+  missing = [path for path in ([log] if log else []) + list(earlier_logs)
+             if not os.path.isfile(path)]
+  if missing:
+    raise ValueError(f"no log file at {', '.join(missing)}; pass the train.log of each run "
+                     "(--log, --earlier_logs) or leave the flag out")
   record = checkpointing.read_run_record(workdir)
   for field, value in (generation or {}).items():
     section, name = field.split(".")
@@ -125,7 +135,7 @@ def main(argv):
     step = export_run(f.workdir, f.out, log=f.log, command=f.command,
                       generation=generation, checkpoint=f.checkpoint,
                       earlier_logs=f.earlier_logs)
-  except checkpointing.CheckpointError as e:
+  except (checkpointing.CheckpointError, ValueError) as e:
     raise SystemExit(f"error: {e}") from None
   print(f"exported step {step} of {f.workdir} to {f.out}")
 

@@ -356,6 +356,11 @@ def test_training_records_what_the_model_learned_from(tiny_data_dir, tmp_path):
   readme = open(os.path.join(tmp_path / "latest", "README.md")).read()
   assert "Latest checkpoint (step 1)" in readme and "train_stage1.log" in readme
   assert (tmp_path / "latest" / "train_stage1.log").read_text() == "the first stage's log"
+  # A missing log is refused before anything is written.
+  with pytest.raises(ValueError, match="no log file at .*nope.log"):
+    export_run.export_run(str(tmp_path / "run"), str(tmp_path / "unwritten"),
+                          earlier_logs=[str(stage1), str(tmp_path / "nope.log")])
+  assert not any(p.name.startswith("unwritten") for p in tmp_path.iterdir())
   for bad in (["keysynth.envelope_hidden=8"], ["keysynth.max_voices"], ["keysynth.max_voices=x"]):
     with pytest.raises(ValueError, match="--generation"):
       export_run.parse_generation(bad)
