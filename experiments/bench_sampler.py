@@ -14,7 +14,8 @@ whole clips of --clip_seconds with each of --clip_frames frames per clip (30: sp
 about 6 per second of audio in the 20 songs; 150: 30 fps camera video). The WaveNet's frame
 encoder runs once per frame, not per sample; its cost is printed separately (frames/s, batches
 of 64 frames): with sparse video at about 8 frames per second of audio it adds 8 / (frames/s)
-seconds per second of audio.
+seconds per second of audio. For a one-pass generator a second table says where a clip's time
+goes (`profile_one_pass`: key reader, control amplitudes, phases, synthesis; ms at batch 1).
 
 samples/s is wall-clock; "per CPU-s" divides by the process's CPU time instead, which moves less
 when other jobs share the 2 cores (XLA runs this loop on one thread, so on an idle machine the
@@ -185,9 +186,11 @@ def bench_generate(generator: models.Generator, params: Any, batch: int,
   if generator.autoregressive:
     frames = jax.block_until_ready(_conditioning(generator.module, params, frames))
   else:
+    # Counted on one clip: on a CPU `generate` loops over the clips, and XLA counts a loop's
+    # body once. Every clip is the same work.
     total = peak.compiled_flops(lambda p, f, i, a: generator.generate(p, f, i, a).audio,
-                                params, frames, index, age)
-    flops = None if total is None else total / (batch * steps)
+                                params, frames[:1], index[:1], age[:1])
+    flops = None if total is None else total / steps
   if generator.autoregressive:
     fn: Callable[[], Any] = lambda: autoregressive.generate(
         generator.module, params, frames, index, age, seed=0, unroll=FLAGS.unroll,
@@ -197,6 +200,32 @@ def bench_generate(generator: models.Generator, params: Any, batch: int,
   first, best, cpu_s = best_time(fn, FLAGS.repeats)
   return {"steps": steps, "compile_s": first - best, "sps": batch * steps / best,
           "cpu_sps": batch * steps / cpu_s, "flops": flops}
+
+
+def profile_one_pass(generator: models.Generator, params: Any, num_frames: int,
+                     repeats: int, clip_seconds: float) -> dict[str, float]:
+  """Where one clip's time goes in a one-pass (KeySynth) generator: best wall ms of each piece
+  jitted alone on one clip of `clip_seconds` with `num_frames` frames: the key reader, the
+  control amplitudes (the reader again, key tracking, voices and the instrument MLP), the
+  oscillator phases, the synthesis, and the whole `generate`. Pieces jitted apart do not fuse
+  with one another, so they need not add up to the whole."""
+  module = generator.module
+  steps = round(clip_seconds * SAMPLE_RATE)
+  frames, index, age = clips(1, steps, num_frames)
+  apply = lambda method: jax.jit(lambda p, *a: module.apply({"params": p}, *a, method=method))
+  amplitudes, _, note_age = apply("control_amplitudes")(params, frames, index, age)
+  if note_age is None:
+    phase = jnp.asarray(module.block_phases(0, amplitudes.shape[1] - 1))
+  else:
+    phase = apply("note_phases")(params, note_age[:, :-1])
+  ms = lambda fn, *a: 1e3 * best_time(lambda: fn(params, *a), repeats)[1]
+  out = {"key reader": ms(apply("key_logits"), frames),
+         "control amplitudes (reader included)": ms(apply("control_amplitudes"), frames, index,
+                                                    age),
+         "phases": 0.0 if note_age is None else ms(apply("note_phases"), note_age[:, :-1]),
+         "synthesis": ms(apply("synthesize_blocks"), amplitudes, phase),
+         "whole clip": ms(lambda p: generator.generate(p, frames, index, age).audio)}
+  return out
 
 
 def bench_naive(generator: models.Generator, params: Any) -> dict:
@@ -221,6 +250,7 @@ def main(argv):
         "public PyTorch |")
   print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
   encoder = {}
+  profiles = {}
   fast_b1 = {}
   for name in FLAGS.configs:
     generator = models.build_generator(config_for(name), SAMPLE_RATE)
@@ -243,7 +273,18 @@ def main(argv):
               f"{mflop} | {gflop_s} | {peak.fraction(flop_s, peak_flops)} | "
               f"{r['steps']} | {r['compile_s']:.1f} | {f'>= {target:,}' if target else '-'} | "
               f"{PYTORCH.get((name, batch), '-')} |", flush=True)
+      if not generator.autoregressive:  # after the rows, whose compile time is a first call's
+        profiles[(name, num_frames)] = profile_one_pass(generator, params, num_frames,
+                                                        FLAGS.repeats, FLAGS.clip_seconds)
 
+  if profiles:
+    pieces = ("key reader", "control amplitudes (reader included)", "phases", "synthesis",
+              "whole clip")
+    print("\nWhere a one-pass clip's time goes (ms, batch 1, each piece jitted alone):\n")
+    print(f"| config | frames per clip | {' | '.join(pieces)} |")
+    print("|---|---:|" + "---:|" * len(pieces))
+    for (name, num_frames), row in profiles.items():
+      print(f"| {name} | {num_frames} | " + " | ".join(f"{row[k]:.1f}" for k in pieces) + " |")
   print("\n| config | frame encoder (frames/s) |\n|---|---:|")
   for name, fps in encoder.items():
     print(f"| {name} | {fps:,.0f} |")

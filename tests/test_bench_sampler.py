@@ -6,7 +6,9 @@ import numpy as np
 import pytest
 
 from data_gen import frame_timing
+from deepsynth_jax import models
 from experiments import bench_sampler
+from experiments.configs import test as test_config
 
 
 @pytest.mark.parametrize("num_frames", [1, 30, 150])
@@ -28,3 +30,17 @@ def test_parallel_is_the_shipped_default_generator():
   absolute = bench_sampler.config_for("parallel_absolute_phases").keysynth
   assert (absolute.onset_grid, absolute.max_voices) == (0, 16)
   assert bench_sampler.config_for("parallel_all_keys").keysynth.max_voices == 0
+
+
+def test_one_pass_profile_times_every_piece_of_a_clip():
+  config = test_config.get_config()
+  config.model = "keysynth"
+  config.keysynth.onset_grid = 16  # note-relative phases, as the shipped default
+  config.crop_align = 16
+  generator = models.build_generator(config, bench_sampler.SAMPLE_RATE)
+  params = bench_sampler.random_params(generator)
+  row = bench_sampler.profile_one_pass(generator, params, num_frames=3, repeats=1,
+                                       clip_seconds=0.1)
+  assert set(row) == {"key reader", "control amplitudes (reader included)", "phases",
+                      "synthesis", "whole clip"}
+  assert all(ms > 0 for ms in row.values())

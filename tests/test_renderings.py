@@ -213,9 +213,10 @@ def test_hard_key_states_sound_a_key_fully_or_not_at_all():
   index = jnp.asarray(np.repeat(np.arange(f), t // f)[None], jnp.int32)
   age = jnp.asarray(np.tile(np.arange(t // f), f)[None], jnp.int32)
   module = generator.module
-  params = module.init(jax.random.PRNGKey(0), frames, index, age)["params"]
-  play = lambda level: np.asarray(module.apply(  # camera frames: the soft re-strike cue is off
+  params = jax.jit(module.init)(jax.random.PRNGKey(0), frames, index, age)["params"]
+  apply = jax.jit(lambda level: module.apply(  # camera frames: the soft re-strike cue is off
       {"params": params}, frames, index, age, False, key_states=jnp.full((1, f, 88), level)))
+  play = lambda level: np.asarray(apply(level))
   np.testing.assert_array_equal(play(0.3), 0.0)
   np.testing.assert_allclose(play(0.8), 0.8 * play(1.0), atol=1e-6)
   assert np.abs(play(1.0)).max() > 0
@@ -249,7 +250,7 @@ def test_hard_key_states_apply_to_generation_not_to_training(data):
   batch = {k: jnp.asarray(v) for k, v in
            next(data.batches("train", 2, seed=0, epoch=0, crop_samples=512)).items()}
   params = soft.init(jax.random.PRNGKey(0), batch)
-  loss = lambda g, train: float(g.loss(params, batch, train=train)[0])
+  loss = lambda g, train: float(jax.jit(lambda p: g.loss(p, batch, train=train)[0])(params))
   assert loss(hard, True) == loss(soft, True)
   assert loss(hard, False) != loss(soft, False)
   args = (params, batch["frames"], batch["frame_index"], batch["frame_age"])

@@ -7,6 +7,7 @@ pitch 21 + k; logit > 0 means "pressed".
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 
 import flax.linen as nn
@@ -29,13 +30,52 @@ def key_positions() -> np.ndarray:
   return np.where(black, whites_left, whites_left + 0.5).astype(np.float32)
 
 
+class ConvStage(nn.Module):
+  """One trunk stage, float32 (N, H, W, C) -> (N, H // a, W // b, features): a 3x3 "SAME"
+  convolution with bias, ReLU, and a max-pool by `window` = (a, b) (stride = window, the
+  trailing row / column of an odd size dropped), as `nn.max_pool(nn.relu(nn.Conv(features,
+  (3, 3))(x)), window, strides=window)` computes it, with the same parameters (kernel
+  (3, 3, C, features) lecun-normal, bias zeros): checkpoints and initial values are unchanged.
+
+  A one-channel input (the grayscale frame) is convolved as shifted copies of the image times
+  the kernel's taps, once per position in the pooling window, and the max taken over those:
+  max-pool and ReLU commute, so this is the same function. XLA's CPU convolution ran that stage
+  at ~4 GFLOP/s and its max-pool fused into it at ~1 GFLOP/s (10.7 ms for a 5 s clip's 30 frames
+  of 32 x 208); this form takes 0.4 ms. The wider stages after it keep XLA's convolution, which
+  is efficient there.
+  """
+
+  features: int
+  window: tuple[int, int] = (2, 1)
+
+  @nn.compact
+  def __call__(self, x: jax.Array) -> jax.Array:
+    channels = x.shape[-1]
+    kernel = self.param("kernel", nn.initializers.lecun_normal(),
+                        (3, 3, channels, self.features))
+    bias = self.param("bias", nn.initializers.zeros_init(), (self.features,))
+    a, b = self.window
+    if channels > 1:
+      y = jax.lax.conv_general_dilated(x, kernel, (1, 1), "SAME",
+                                       dimension_numbers=("NHWC", "HWIO", "NHWC"))
+      return nn.max_pool(nn.relu(y + bias), self.window, strides=self.window)
+    rows, cols = x.shape[1] // a, x.shape[2] // b
+    padded = jnp.pad(x[..., 0], ((0, 0), (1, 1), (1, 1)))
+
+    def conv_at(r: int, c: int) -> jax.Array:  # the convolution at rows r::a, columns c::b
+      return sum(padded[:, r + i:r + i + a * rows:a, c + j:c + j + b * cols:b, None]
+                 * kernel[i, j, 0] for i in range(3) for j in range(3))
+
+    pooled = functools.reduce(jnp.maximum, (conv_at(r, c) for r in range(a) for c in range(b)))
+    return nn.relu(pooled + bias)
+
+
 def _column_features(frames: jax.Array, channels: Sequence[int], width_pools: int) -> jax.Array:
   """uint8 (N, H, W) -> float32 (N, W', C): conv stages, then the rows max-pooled away."""
   x = frames.astype(jnp.float32)[..., None] / 255.0 - 0.5
   for i, c in enumerate(channels):
-    x = nn.relu(nn.Conv(c, (3, 3))(x))
     window = (2 if x.shape[1] >= 2 else 1, 2 if i < width_pools else 1)
-    x = nn.max_pool(x, window, strides=window)
+    x = ConvStage(c, window, name=f"Conv_{i}")(x)  # the names nn.Conv had
   return jnp.max(x, axis=1)
 
 
