@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 
 import jax
@@ -85,6 +86,12 @@ def _labelled_config():
   return config
 
 
+@functools.partial(jax.jit, static_argnums=(0, 5))
+def _play(model: pm.KeySynth, params, frames, frame_index, frame_age, press_frames=True):
+  """The forward pass, jitted: one compilation instead of hundreds of eager ops."""
+  return model.apply({"params": params}, frames, frame_index, frame_age, press_frames)
+
+
 def _model_and_params(key_bias: np.ndarray, t: int = 1024):
   config = _labelled_config()
   model = models.build_generator(config).module
@@ -97,7 +104,7 @@ def _model_and_params(key_bias: np.ndarray, t: int = 1024):
 
 def test_keys_not_shown_pressed_are_silent():
   model, params, inputs = _model_and_params(np.full(88, -30.0))
-  audio = np.asarray(model.apply({"params": params}, *inputs))
+  audio = np.asarray(_play(model, params, *inputs))
   assert audio.shape == (1, 1024)
   assert np.abs(audio).max() < 1e-6
 
@@ -107,7 +114,7 @@ def test_a_pressed_key_sounds_at_its_pitch(key):
   bias = np.full(88, -30.0)
   bias[key] = 30.0
   model, params, inputs = _model_and_params(bias, t=4000)
-  audio = np.asarray(model.apply({"params": params}, *inputs))[0]
+  audio = np.asarray(_play(model, params, *inputs))[0]
   assert np.abs(audio).max() > 1e-3
   spectrum = np.abs(np.fft.rfft(audio[400:] * np.hanning(3600)))
   freqs = np.fft.rfftfreq(3600, 1 / 4000)
@@ -128,22 +135,22 @@ def _keys_with_floor(pressed_keys: list[int], floor: float) -> np.ndarray:
 def test_voices_play_the_most_pressed_keys_and_drop_only_the_rest():
   chord = [39, 43, 46, 51]
   model, params, inputs = _model_and_params(_keys_with_floor(chord, 0.0), t=2000)
-  all_keys = np.asarray(model.clone(max_voices=0).apply({"params": params}, *inputs))
+  all_keys = np.asarray(_play(model.clone(max_voices=0), params, *inputs))
   assert np.abs(all_keys).max() > 1e-3
   # Every sounding key has a voice: the same audio (up to float summation order).
   for voices in (4, 16, 88):
-    voiced = np.asarray(model.clone(max_voices=voices).apply({"params": params}, *inputs))
+    voiced = np.asarray(_play(model.clone(max_voices=voices), params, *inputs))
     np.testing.assert_allclose(voiced, all_keys, atol=1e-6)
   # Fewer voices than keys down: the instrument drops keys, never invents them.
-  dropped = np.asarray(model.clone(max_voices=2).apply({"params": params}, *inputs))
+  dropped = np.asarray(_play(model.clone(max_voices=2), params, *inputs))
   assert 0.1 < np.sqrt(np.mean(dropped ** 2) / np.mean(all_keys ** 2)) < 0.95
   # A reader's small probability for every other key is what voices leave out: the 84 silent
   # keys at p = 0.01 add a quiet chorus to the all-keys audio only. (Camera frames: the re-strike
   # cue, which every key's p enters, is off.)
-  clean = np.asarray(model.apply({"params": params}, *inputs, False))
+  clean = np.asarray(_play(model, params, *inputs, False))
   model, params, inputs = _model_and_params(_keys_with_floor(chord, 0.01), t=2000)
-  floor = np.asarray(model.clone(max_voices=0).apply({"params": params}, *inputs, False))
-  voiced = np.asarray(model.clone(max_voices=4).apply({"params": params}, *inputs, False))
+  floor = np.asarray(_play(model.clone(max_voices=0), params, *inputs, False))
+  voiced = np.asarray(_play(model.clone(max_voices=4), params, *inputs, False))
   np.testing.assert_allclose(voiced, clean, atol=1e-5)
   assert np.abs(floor - clean).max() > 1e-3
 
@@ -159,10 +166,10 @@ def test_training_hears_every_key_whatever_the_voices():
   assert generator.module.max_voices == 2
   model, params, inputs = _model_and_params(_keys_with_floor([39, 43, 46, 51], 0.0), t=2000)
   batch = {"frames": inputs[0], "frame_index": inputs[1], "frame_age": inputs[2],
-           "audio": jnp.asarray(model.clone(max_voices=0).apply({"params": params}, *inputs))}
+           "audio": jnp.asarray(_play(model.clone(max_voices=0), params, *inputs))}
   module = generator.module
-  train_loss = pm.loss_fn(module, params, batch, config, train=True)[1]["l1"]
-  eval_loss = pm.loss_fn(module, params, batch, config, train=False)[1]["l1"]
+  l1 = lambda train: jax.jit(lambda p: pm.loss_fn(module, p, batch, config, train)[1]["l1"])
+  train_loss, eval_loss = l1(True)(params), l1(False)(params)
   assert float(train_loss) < 1e-6 < float(eval_loss)
 
 
@@ -253,10 +260,13 @@ def test_evaluation_plays_the_reader_keys_not_the_labels(keysynth_run):
 
 def test_generate_is_the_forward_pass_and_scores_the_true_audio(keysynth_run):
   _, generator, params, batch = keysynth_run
+  # On a CPU generate plays the clips one at a time (cache-sized work); the audio is the
+  # forward pass of the whole batch at once.
+  assert pm.clips_at_once(2, "cpu") == 1 and pm.clips_at_once(2, "gpu") == 2
   out = generator.generate(params, batch["frames"], batch["frame_index"], batch["frame_age"],
                            true_audio=batch["audio"])
-  forward = generator.module.apply({"params": params}, batch["frames"], batch["frame_index"],
-                                   batch["frame_age"])
+  forward = _play(generator.module, params, batch["frames"], batch["frame_index"],
+                  batch["frame_age"])
   np.testing.assert_allclose(np.asarray(out.audio), np.clip(np.asarray(forward), -1, 1),
                              rtol=1e-6, atol=1e-7)
   assert out.cross_entropy.shape == (2,)
@@ -266,6 +276,19 @@ def test_generate_is_the_forward_pass_and_scores_the_true_audio(keysynth_run):
                                                             rel=1e-5)
   assert generator.generate(params, batch["frames"], batch["frame_index"],
                             batch["frame_age"]).cross_entropy is None
+
+
+def test_sin_cos_is_within_a_micro_unit_of_the_exact_values():
+  rng = np.random.default_rng(0)
+  for size in (np.pi, 100.0, 1e4):  # the oscillators' phases, reduced or not
+    phase = rng.uniform(-size, size, 100_000).astype(np.float32)
+    sin, cos = pm.sin_cos(jnp.asarray(phase))
+    exact = phase.astype(np.float64)
+    np.testing.assert_allclose(sin, np.sin(exact), atol=1e-6, rtol=0)
+    np.testing.assert_allclose(cos, np.cos(exact), atol=1e-6, rtol=0)
+  turns = np.float32(np.pi / 2) * np.arange(-8, 9, dtype=np.float32)
+  np.testing.assert_allclose(pm.sin_cos(jnp.asarray(turns))[0], np.sin(turns.astype(np.float64)),
+                             atol=1e-6)
 
 
 def test_stft_loss_averages_over_the_sizes_it_uses():
