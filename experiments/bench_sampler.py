@@ -219,13 +219,12 @@ def profile_one_pass(generator: models.Generator, params: Any, num_frames: int,
   else:
     phase = apply("note_phases")(params, note_age[:, :-1])
   ms = lambda fn, *a: 1e3 * best_time(lambda: fn(params, *a), repeats)[1]
-  out = {"key reader": ms(apply("key_logits"), frames),
+  return {"key reader": ms(apply("key_logits"), frames),
          "control amplitudes (reader included)": ms(apply("control_amplitudes"), frames, index,
                                                     age),
          "phases": 0.0 if note_age is None else ms(apply("note_phases"), note_age[:, :-1]),
          "synthesis": ms(apply("synthesize_blocks"), amplitudes, phase),
          "whole clip": ms(lambda p: generator.generate(p, frames, index, age).audio)}
-  return out
 
 
 def bench_naive(generator: models.Generator, params: Any) -> dict:
