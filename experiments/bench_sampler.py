@@ -119,17 +119,18 @@ def random_params(generator: models.Generator, seed: int = 0) -> Any:
                                             x.dtype), shapes)
 
 
-def step_flops(module: Any, params: Any, batch: int) -> float | None:
-  """FLOPs of one incremental step (`module.step`) of `batch` examples (XLA count)."""
+def step_flops(module: Any, params: Any, batch: int,
+               count: Callable[..., float | None] = peak.compiled_flops) -> float | None:
+  """FLOPs of one incremental step (`module.step`) of `batch` examples (XLA count), or what
+  `count` counts instead (`peak.compiled_bytes`: bytes read and written)."""
   frames = jax.ShapeDtypeStruct((batch, 1, HEIGHT, WIDTH), jnp.uint8)
   cond = jax.eval_shape(functools.partial(_conditioning, module), params, frames)
   state = jax.eval_shape(lambda p: module.apply({"params": p}, batch, method="init_state"),
                          params)
   token = jax.ShapeDtypeStruct((batch,), jnp.int32)
   cond_t = jax.ShapeDtypeStruct((batch, *cond.shape[2:]), cond.dtype)
-  return peak.compiled_flops(
-      lambda p, s, t, c, a: module.apply({"params": p}, s, t, c, a, method="step"),
-      params, state, token, cond_t, token)
+  return count(lambda p, s, t, c, a: module.apply({"params": p}, s, t, c, a, method="step"),
+               params, state, token, cond_t, token)
 
 
 def clips(batch: int, length: int, num_frames: int = 1, seed: int = 0):
@@ -284,6 +285,24 @@ def main(argv):
     print("|---|---:|" + "---:|" * len(pieces))
     for (name, num_frames), row in profiles.items():
       print(f"| {name} | {num_frames} | " + " | ".join(f"{row[k]:.1f}" for k in pieces) + " |")
+  roofline = [(name, sps) for name, sps in fast_b1.items()
+              if models.build_generator(config_for(name), SAMPLE_RATE).autoregressive]
+  if roofline:
+    print("\nThe sampler at batch 1 against this machine's matrix-vector bandwidth (each step "
+          "reads its weights once and waits for the step before; `peak.matvec_bandwidth`: a "
+          "chain of matrix-vector products over as many bytes of weights):\n")
+    print("| config | bytes per step (XLA) | samples/s | GB/s | chained matvec GB/s | of it | "
+          "samples/s at that bandwidth |")
+    print("|---|---:|---:|---:|---:|---:|---:|")
+    for name, sps in roofline:
+      generator = models.build_generator(config_for(name), SAMPLE_RATE)
+      step_bytes = step_flops(generator.module, random_params(generator), 1, peak.compiled_bytes)
+      if step_bytes is None:
+        continue
+      bandwidth = peak.matvec_bandwidth(step_bytes)
+      print(f"| {name} | {step_bytes / 2**20:.2f} MiB | {sps:,.0f} | {sps * step_bytes / 1e9:.1f} "
+            f"| {bandwidth / 1e9:.1f} | {100 * sps * step_bytes / bandwidth:.0f}% | "
+            f"{bandwidth / step_bytes:,.0f} |", flush=True)
   print("\n| config | frame encoder (frames/s) |\n|---|---:|")
   for name, fps in encoder.items():
     print(f"| {name} | {fps:,.0f} |")

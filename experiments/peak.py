@@ -1,5 +1,5 @@
-"""This machine's fp32 matmul peak, FLOP counts to set a benchmark's throughput against it, and
-the model-size label of the benchmark tables.
+"""This machine's fp32 matmul peak and matrix-vector bandwidth, FLOP and byte counts to set a
+benchmark's throughput against them, and the model-size label of the benchmark tables.
 
 Every benchmark (bench_dataset, bench_train, bench_sampler) measures the peak in its own process,
 so that a figure and its peak share one machine state (absolute speed drifts between machines and
@@ -43,6 +43,29 @@ def matmul_peak(n: int = PEAK_SIZE, repeats: int = 7) -> float:
   return 2.0 * n ** 3 / statistics.median(seconds)
 
 
+def matvec_bandwidth(num_bytes: float, iterations: int = 1000, repeats: int = 5) -> float:
+  """Bytes/s of weights read by a chain of fp32 matrix-vector products over `num_bytes` of
+  weights: v <- tanh(v @ W) with W (n, n), n^2 x 4 ~ `num_bytes`, `iterations` times in one
+  jitted `fori_loop`, best of `repeats` runs after a warm-up.
+
+  The roofline of an autoregressive sampler at batch 1: each step reads all its weights once
+  and depends on the step before, so no two steps overlap; at a few MB the weights sit in cache
+  and this is the cache's bandwidth, not the memory's.
+  """
+  n = max(8, int(np.sqrt(num_bytes / 4)))
+  rng = np.random.default_rng(0)
+  w = jnp.asarray(rng.standard_normal((n, n), np.float32) / np.sqrt(n))
+  v = jnp.ones((1, n), jnp.float32)
+  chain = jax.jit(lambda w, v: jax.lax.fori_loop(0, iterations, lambda _, v: jnp.tanh(v @ w), v))
+  chain(w, v).block_until_ready()
+  seconds = []
+  for _ in range(repeats):
+    start = time.perf_counter()
+    chain(w, v).block_until_ready()
+    seconds.append(time.perf_counter() - start)
+  return 4.0 * n * n * iterations / min(seconds)
+
+
 def peak_line(peak: float, n: int = PEAK_SIZE) -> str:
   """One line stating the peak, for a benchmark's header."""
   return (f"# fp32 matmul peak, measured in this process: {peak / 1e9:,.1f} GFLOP/s "
@@ -55,11 +78,21 @@ def compiled_flops(fn: Callable[..., Any], *args: Any) -> float | None:
 
   `args` may be arrays or `jax.ShapeDtypeStruct`s (nothing runs, but it compiles).
   """
+  return _cost(fn, args, "flops")
+
+
+def compiled_bytes(fn: Callable[..., Any], *args: Any) -> float | None:
+  """Bytes one call of `jax.jit(fn)(*args)` reads and writes by XLA's cost analysis ("bytes
+  accessed": parameters, here mostly weights, and outputs), or None if not reported."""
+  return _cost(fn, args, "bytes accessed")
+
+
+def _cost(fn: Callable[..., Any], args: tuple[Any, ...], key: str) -> float | None:
   analysis = jax.jit(fn).lower(*args).compile().cost_analysis()
   if isinstance(analysis, (list, tuple)):  # older jax: one dict per program
     analysis = analysis[0] if analysis else None
-  flops = (analysis or {}).get("flops")
-  return float(flops) if flops and flops > 0 else None
+  value = (analysis or {}).get(key)
+  return float(value) if value and value > 0 else None
 
 
 def fraction(flops_per_second: float | None, peak: float) -> str:

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import jax
 import numpy as np
 import pytest
 
 from data_gen import frame_timing
 from deepsynth_jax import models
-from experiments import bench_sampler
+from experiments import bench_sampler, peak
 from experiments.configs import test as test_config
 
 
@@ -44,3 +45,16 @@ def test_one_pass_profile_times_every_piece_of_a_clip():
   assert set(row) == {"key reader", "control amplitudes (reader included)", "phases",
                       "synthesis", "whole clip"}
   assert all(ms > 0 for ms in row.values())
+
+
+def test_step_bytes_count_the_weights_a_step_reads():
+  """The roofline's bytes per step are at least the weights of the stack the step runs through
+  (XLA's "bytes accessed"), and the matrix-vector bandwidth is a positive rate."""
+  config = test_config.get_config()
+  generator = models.build_generator(config, bench_sampler.SAMPLE_RATE)
+  params = bench_sampler.random_params(generator)
+  step_bytes = bench_sampler.step_flops(generator.module, params, 1, peak.compiled_bytes)
+  stack = sum(4 * x.size for name, layer in params.items() if name.startswith("layer_")
+              for x in jax.tree.leaves(layer))
+  assert stack > 0 and step_bytes >= stack
+  assert peak.matvec_bandwidth(64 * 64 * 4, iterations=10, repeats=1) > 0
