@@ -33,14 +33,7 @@ def matmul_peak(n: int = PEAK_SIZE, repeats: int = 7) -> float:
   a = jnp.asarray(rng.standard_normal((n, n), np.float32))
   b = jnp.asarray(rng.standard_normal((n, n), np.float32))
   dot = jax.jit(jnp.dot)
-  for _ in range(2):
-    dot(a, b).block_until_ready()
-  seconds = []
-  for _ in range(repeats):
-    start = time.perf_counter()
-    dot(a, b).block_until_ready()
-    seconds.append(time.perf_counter() - start)
-  return 2.0 * n ** 3 / statistics.median(seconds)
+  return 2.0 * n ** 3 / statistics.median(_run_seconds(lambda: dot(a, b), repeats, warmup=2))
 
 
 def matvec_bandwidth(num_bytes: float, iterations: int = 1000, repeats: int = 5) -> float:
@@ -57,13 +50,19 @@ def matvec_bandwidth(num_bytes: float, iterations: int = 1000, repeats: int = 5)
   w = jnp.asarray(rng.standard_normal((n, n), np.float32) / np.sqrt(n))
   v = jnp.ones((1, n), jnp.float32)
   chain = jax.jit(lambda w, v: jax.lax.fori_loop(0, iterations, lambda _, v: jnp.tanh(v @ w), v))
-  chain(w, v).block_until_ready()
+  return 4.0 * n * n * iterations / min(_run_seconds(lambda: chain(w, v), repeats, warmup=1))
+
+
+def _run_seconds(fn: Callable[[], jax.Array], repeats: int, warmup: int) -> list[float]:
+  """Wall seconds of `repeats` calls of `fn` (waiting for its result), after `warmup` calls."""
+  for _ in range(warmup):
+    fn().block_until_ready()
   seconds = []
   for _ in range(repeats):
     start = time.perf_counter()
-    chain(w, v).block_until_ready()
+    fn().block_until_ready()
     seconds.append(time.perf_counter() - start)
-  return 4.0 * n * n * iterations / min(seconds)
+  return seconds
 
 
 def peak_line(peak: float, n: int = PEAK_SIZE) -> str:
