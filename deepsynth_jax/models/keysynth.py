@@ -317,9 +317,13 @@ class KeySynth(nn.Module):
     at = frame_index[:, inside]                                               # (B, P)
     key_age = self.note_age(points[None], gather_frames(press, at))          # (B, P, 88)
     frame_age_at = frame_age[:, inside] + (points - inside)                  # (B, P)
+    frame_sounding = sounding(pressed, self.hard_held)                       # (B, F, 88)
+    voices = None
+    if 0 < self.max_voices < NUM_KEYS:  # per frame: its points share its rows (30 top_k, not 1,251)
+      voices = gather_frames(jax.lax.top_k(frame_sounding, self.max_voices)[1], at)
     amplitudes = self._instrument(key_age, gather_frames(held * events[:, None, None], at),
                                   gather_frames(nothing_new, at), frame_age_at,
-                                  gather_frames(sounding(pressed, self.hard_held), at))
+                                  gather_frames(frame_sounding, at), voices)
     note_age = None
     if self.onset_grid:
       # A phase needs one press time, not an expectation of two: the rounded key states' (as
@@ -356,17 +360,21 @@ class KeySynth(nn.Module):
     return 2 * np.pi * (cycles - jnp.floor(cycles)) + PHASE_SCALE * self.partial_phase
 
   def _instrument(self, key_age: jax.Array, held: jax.Array, no_new_key: jax.Array,
-                  frame_age: jax.Array, pressed: jax.Array) -> jax.Array:
+                  frame_age: jax.Array, pressed: jax.Array,
+                  voices: jax.Array | None = None) -> jax.Array:
     """The learned instrument at control points: partial amplitudes (B, P, M) from each key's
     age, held-over and pressed probabilities (B, P, 88) and, per point, the probability that its
     frame shows no new key and that frame's age (B, P). With `max_voices` = V the MLP runs on
-    the V keys with the highest pressed probability at each point only."""
+    the V keys with the highest pressed probability at each point only: `voices` int (B, P, V)
+    when the caller has chosen them (`top_k` of `pressed`), else chosen here."""
     pitch = jnp.asarray(pitch_features())                                   # (88, Fp)
-    voices = None
-    if 0 < self.max_voices < NUM_KEYS:
+    if not 0 < self.max_voices < NUM_KEYS:
+      voices = None
+    elif voices is None:
       # The MLP plays V voices instead of 88 keys: a released key is silent (times p ~ 0), and a
       # piano score has a handful of keys down at once (at most 10 in the 20 songs).
       voices = jax.lax.top_k(pressed, self.max_voices)[1]                   # (B, P, V)
+    if voices is not None:
       key_age, held, pressed = (jnp.take_along_axis(x, voices, axis=-1)
                                 for x in (key_age, held, pressed))
       pitch = pitch[voices]                                                 # (B, P, V, Fp)
