@@ -40,20 +40,45 @@ def _abs(path: str) -> str:
   return os.path.abspath(os.path.expanduser(path))
 
 
-def write_json_atomic(path: str, obj: Any) -> None:
+def _write_json_beside(path: str, obj: Any) -> str:
+  """Writes `obj` as JSON to a temporary file beside `path`, synced to disk; returns its path."""
   tmp = f"{path}.tmp-{os.getpid()}"
   with open(tmp, "w") as f:
     json.dump(obj, f, indent=2, sort_keys=True)
     f.flush()
     os.fsync(f.fileno())
-  os.replace(tmp, path)
+  return tmp
+
+
+def write_json_atomic(path: str, obj: Any) -> None:
+  os.replace(_write_json_beside(path, obj), path)
+
+
+def create_json_exclusive(path: str, obj: Any) -> bool:
+  """Writes `obj` to `path` only if no file is there, atomically (a complete temporary file is
+  hard-linked into place); False, writing nothing, if `path` exists. On a file system without
+  hard links it replaces `path` (`write_json_atomic`) and returns True."""
+  tmp = _write_json_beside(path, obj)
+  try:
+    os.link(tmp, path)
+  except FileExistsError:
+    return False
+  except OSError:  # no hard links here
+    os.replace(tmp, path)
+    return True
+  finally:
+    if os.path.exists(tmp):
+      os.unlink(tmp)
+  return True
 
 
 def _check_no_foreign_files(workdir: str) -> None:
   """A workdir without run.json must be new or empty: never mix a run into someone's folder.
 
   run.json is the first file a run writes, so a folder without it holds no part of a run (a
-  `run.json.tmp-*` left by a kill and `*.log` files, e.g. from `tee`, are allowed).
+  `run.json.tmp-*` left by a kill and `*.log` files, e.g. from `tee`, are allowed). A run.json
+  found here was written since the caller looked: by another process of the same multi-host
+  job; `write_run_record` then compares it with its own.
   """
   try:
     names = sorted(os.listdir(workdir))
@@ -62,7 +87,8 @@ def _check_no_foreign_files(workdir: str) -> None:
   except OSError as e:
     raise CheckpointError(f"--workdir {workdir} cannot be used ({e.strerror}); pass a folder "
                           "you can write to") from None
-  foreign = [n for n in names if not n.startswith(f"{RUN_RECORD}.tmp-") and not n.endswith(".log")]
+  allowed = lambda n: n == RUN_RECORD or n.startswith(f"{RUN_RECORD}.tmp-") or n.endswith(".log")
+  foreign = [n for n in names if not allowed(n)]
   if foreign:
     shown = ", ".join(foreign[:3]) + (", ..." if len(foreign) > 3 else "")
     raise CheckpointError(f"{workdir} is not empty but holds no DeepSynth run (no {RUN_RECORD}; it "
@@ -89,26 +115,27 @@ def write_run_record(workdir: str, config: ml_collections.ConfigDict, data_facts
   if learned_from is not None:
     record["learned_from"] = dict(learned_from)
   path = os.path.join(workdir, RUN_RECORD)
-  if os.path.exists(path):
-    old = read_run_record(workdir)
-    diff = sorted(k for k in set(old["config"]) | set(record["config"])
-                  if k not in RESUME_MAY_CHANGE and old["config"].get(k) != record["config"].get(k))
-    if diff:
-      raise CheckpointError(_config_diff_message(workdir, old["config"], diff))
-    if old["data"] != data_facts:
-      raise CheckpointError(f"{workdir} was trained on a dataset with other properties "
-                            f"({old['data']} vs {data_facts}); pass a new --workdir")
-    return old
-  if os.path.exists(workdir) and not os.path.isdir(workdir):
-    raise CheckpointError(f"--workdir {workdir} is a file, not a folder; pass a new folder")
-  _check_no_foreign_files(workdir)
-  try:
-    os.makedirs(workdir, exist_ok=True)
-    write_json_atomic(path, record)
-  except OSError as e:
-    raise CheckpointError(f"cannot write {path} ({e.strerror}); pass a --workdir you can write "
-                          "to, or free disk space") from None
-  return record
+  if not os.path.exists(path):
+    if os.path.exists(workdir) and not os.path.isdir(workdir):
+      raise CheckpointError(f"--workdir {workdir} is a file, not a folder; pass a new folder")
+    _check_no_foreign_files(workdir)
+    try:
+      os.makedirs(workdir, exist_ok=True)
+      if create_json_exclusive(path, record):
+        return record
+    except OSError as e:
+      raise CheckpointError(f"cannot write {path} ({e.strerror}); pass a --workdir you can "
+                            "write to, or free disk space") from None
+  # A resume, or the processes of one multi-host job starting together: the first wrote it.
+  old = read_run_record(workdir)
+  diff = sorted(k for k in set(old["config"]) | set(record["config"])
+                if k not in RESUME_MAY_CHANGE and old["config"].get(k) != record["config"].get(k))
+  if diff:
+    raise CheckpointError(_config_diff_message(workdir, old["config"], diff))
+  if old["data"] != data_facts:
+    raise CheckpointError(f"{workdir} was trained on a dataset with other properties "
+                          f"({old['data']} vs {data_facts}); pass a new --workdir")
+  return old
 
 
 def _config_diff_message(workdir: str, recorded: dict, diff: list[str]) -> str:

@@ -10,6 +10,7 @@ must equal those of this process (2 simulated devices) trained on the same confi
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import subprocess
@@ -103,3 +104,40 @@ def test_two_processes_train_like_one_process_with_two_devices(tiny_data_dir, tm
                               atol=1e-8)
   chex.assert_trees_all_close(state_multi["opt_state"], state_single["opt_state"], rtol=1e-6,
                               atol=1e-8)
+
+
+@pytest.mark.parametrize("same_config", [True, False])
+def test_run_record_written_by_the_other_process_meanwhile(tmp_path, monkeypatch, same_config):
+  """Both processes of a job write run.json into one new workdir. The one that finds it written
+  between its own look and its folder check (the race a make test run met: "holds no DeepSynth
+  run (... it has run.json)") compares it as a resume instead of calling it a foreign file."""
+  workdir = str(tmp_path / "run")
+  os.makedirs(workdir)
+  config, other = test_config.get_config(), test_config.get_config()
+  if not same_config:
+    other.seed = config.seed + 1
+  facts = {"sample_rate": 4000}
+  real_check = checkpointing._check_no_foreign_files
+
+  def the_other_process_writes_first(folder):
+    monkeypatch.setattr(checkpointing, "_check_no_foreign_files", real_check)
+    checkpointing.write_run_record(workdir, other, facts)  # after this one looked, before its check
+    real_check(folder)
+
+  monkeypatch.setattr(checkpointing, "_check_no_foreign_files", the_other_process_writes_first)
+  if same_config:
+    record = checkpointing.write_run_record(workdir, config, facts)
+    assert record["config"]["seed"] == config.seed
+  else:  # another job's run: refused as a different configuration, not as foreign files
+    with pytest.raises(checkpointing.CheckpointError, match="seed"):
+      checkpointing.write_run_record(workdir, config, facts)
+  assert sorted(os.listdir(workdir)) == [checkpointing.RUN_RECORD]  # no temporary file left
+
+
+def test_run_record_is_created_once(tmp_path):
+  path = str(tmp_path / "record.json")
+  assert checkpointing.create_json_exclusive(path, {"a": 1})
+  assert not checkpointing.create_json_exclusive(path, {"a": 2})
+  with open(path) as f:
+    assert json.load(f) == {"a": 1}
+  assert sorted(os.listdir(tmp_path)) == ["record.json"]
