@@ -119,8 +119,8 @@ def random_params(generator: models.Generator, seed: int = 0) -> Any:
                                             x.dtype), shapes)
 
 
-def step_flops(module: Any, params: Any, batch: int,
-               count: Callable[..., float | None] = peak.compiled_flops) -> float | None:
+def step_cost(module: Any, params: Any, batch: int,
+              count: Callable[..., float | None] = peak.compiled_flops) -> float | None:
   """FLOPs of one incremental step (`module.step`) of `batch` examples (XLA count), or what
   `count` counts instead (`peak.compiled_bytes`: bytes read and written)."""
   frames = jax.ShapeDtypeStruct((batch, 1, HEIGHT, WIDTH), jnp.uint8)
@@ -178,7 +178,7 @@ def bench_generate(generator: models.Generator, params: Any, batch: int,
   autoregressive generator runs as many steps as --gflop_per_run sets, a one-pass one a whole clip
   of --clip_seconds with `num_frames` frames."""
   if generator.autoregressive:
-    flops = step_flops(generator.module, params, batch)
+    flops = step_cost(generator.module, params, batch)
     flops = None if flops is None else flops / batch
     steps = int(np.clip(FLAGS.gflop_per_run * 1e9 / (batch * (flops or 1e6)), 100, 4000))
   else:
@@ -214,16 +214,16 @@ def profile_one_pass(generator: models.Generator, params: Any, num_frames: int,
   steps = round(clip_seconds * SAMPLE_RATE)
   frames, index, age = clips(1, steps, num_frames)
   apply = lambda method: jax.jit(lambda p, *a: module.apply({"params": p}, *a, method=method))
-  amplitudes, _, note_age = apply("control_amplitudes")(params, frames, index, age)
+  control, note_phases = apply("control_amplitudes"), apply("note_phases")
+  amplitudes, _, note_age = control(params, frames, index, age)
   if note_age is None:
     phase = jnp.asarray(module.block_phases(0, amplitudes.shape[1] - 1))
   else:
-    phase = apply("note_phases")(params, note_age[:, :-1])
+    phase = note_phases(params, note_age[:, :-1])
   ms = lambda fn, *a: 1e3 * best_time(lambda: fn(params, *a), repeats)[1]
   return {"key reader": ms(apply("key_logits"), frames),
-         "control amplitudes (reader included)": ms(apply("control_amplitudes"), frames, index,
-                                                    age),
-         "phases": 0.0 if note_age is None else ms(apply("note_phases"), note_age[:, :-1]),
+         "control amplitudes (reader included)": ms(control, frames, index, age),
+         "phases": 0.0 if note_age is None else ms(note_phases, note_age[:, :-1]),
          "synthesis": ms(apply("synthesize_blocks"), amplitudes, phase),
          "whole clip": ms(lambda p: generator.generate(p, frames, index, age).audio)}
 
@@ -250,6 +250,7 @@ def main(argv):
         "public PyTorch |")
   print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
   encoder = {}
+  step_bytes = {}
   profiles = {}
   fast_b1 = {}
   for name in FLAGS.configs:
@@ -257,6 +258,7 @@ def main(argv):
     params = random_params(generator)
     if generator.autoregressive:
       encoder[name] = bench_encoder(generator.module, params)
+      step_bytes[name] = step_cost(generator.module, params, 1, peak.compiled_bytes)
     frame_counts = [1] if generator.autoregressive else [int(f) for f in FLAGS.clip_frames]
     for num_frames in frame_counts:
       for batch in (int(b) for b in FLAGS.batch_sizes):
@@ -285,8 +287,8 @@ def main(argv):
     print("|---|---:|" + "---:|" * len(pieces))
     for (name, num_frames), row in profiles.items():
       print(f"| {name} | {num_frames} | " + " | ".join(f"{row[k]:.1f}" for k in pieces) + " |")
-  roofline = [(name, sps) for name, sps in fast_b1.items()
-              if models.build_generator(config_for(name), SAMPLE_RATE).autoregressive]
+  roofline = [(name, fast_b1[name], read) for name, read in step_bytes.items()
+              if read is not None and name in fast_b1]
   if roofline:
     print("\nThe sampler at batch 1 against this machine's matrix-vector bandwidth (each step "
           "reads its weights once and waits for the step before; `peak.matvec_bandwidth`: a "
@@ -294,15 +296,11 @@ def main(argv):
     print("| config | bytes per step (XLA) | samples/s | GB/s | chained matvec GB/s | of it | "
           "samples/s at that bandwidth |")
     print("|---|---:|---:|---:|---:|---:|---:|")
-    for name, sps in roofline:
-      generator = models.build_generator(config_for(name), SAMPLE_RATE)
-      step_bytes = step_flops(generator.module, random_params(generator), 1, peak.compiled_bytes)
-      if step_bytes is None:
-        continue
-      bandwidth = peak.matvec_bandwidth(step_bytes)
-      print(f"| {name} | {step_bytes / 2**20:.2f} MiB | {sps:,.0f} | {sps * step_bytes / 1e9:.1f} "
-            f"| {bandwidth / 1e9:.1f} | {100 * sps * step_bytes / bandwidth:.0f}% | "
-            f"{bandwidth / step_bytes:,.0f} |", flush=True)
+    for name, sps, read in roofline:
+      bandwidth = peak.matvec_bandwidth(read)
+      print(f"| {name} | {read / 2**20:.2f} MiB | {sps:,.0f} | {sps * read / 1e9:.1f} "
+            f"| {bandwidth / 1e9:.1f} | {100 * sps * read / bandwidth:.0f}% | "
+            f"{bandwidth / read:,.0f} |", flush=True)
   print("\n| config | frame encoder (frames/s) |\n|---|---:|")
   for name, fps in encoder.items():
     print(f"| {name} | {fps:,.0f} |")

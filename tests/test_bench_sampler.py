@@ -53,7 +53,7 @@ def test_step_bytes_count_the_weights_a_step_reads():
   config = test_config.get_config()
   generator = models.build_generator(config, bench_sampler.SAMPLE_RATE)
   params = bench_sampler.random_params(generator)
-  step_bytes = bench_sampler.step_flops(generator.module, params, 1, peak.compiled_bytes)
+  step_bytes = bench_sampler.step_cost(generator.module, params, 1, peak.compiled_bytes)
   stack = sum(4 * x.size for name, layer in params.items() if name.startswith("layer_")
               for x in jax.tree.leaves(layer))
   assert stack > 0 and step_bytes >= stack
