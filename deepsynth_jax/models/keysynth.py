@@ -318,12 +318,11 @@ class KeySynth(nn.Module):
     key_age = self.note_age(points[None], gather_frames(press, at))          # (B, P, 88)
     frame_age_at = frame_age[:, inside] + (points - inside)                  # (B, P)
     frame_sounding = sounding(pressed, self.hard_held)                       # (B, F, 88)
-    voices = None
-    if 0 < self.max_voices < NUM_KEYS:  # per frame: its points share its rows (30 top_k, not 1,251)
-      voices = gather_frames(jax.lax.top_k(frame_sounding, self.max_voices)[1], at)
+    voices = self._voices(frame_sounding)  # per frame: its points share its rows (30, not 1,251)
     amplitudes = self._instrument(key_age, gather_frames(held * events[:, None, None], at),
                                   gather_frames(nothing_new, at), frame_age_at,
-                                  gather_frames(frame_sounding, at), voices)
+                                  gather_frames(frame_sounding, at),
+                                  None if voices is None else gather_frames(voices, at))
     note_age = None
     if self.onset_grid:
       # A phase needs one press time, not an expectation of two: the rounded key states' (as
@@ -359,6 +358,16 @@ class KeySynth(nn.Module):
     cycles = age * (omega / (2 * np.pi))
     return 2 * np.pi * (cycles - jnp.floor(cycles)) + PHASE_SCALE * self.partial_phase
 
+  def _voices(self, pressed: jax.Array) -> jax.Array | None:
+    """The `max_voices` keys (..., V) with the highest pressed probabilities (..., 88), or None
+    when the instrument plays all 88 (`max_voices` 0 or 88).
+
+    The MLP plays V voices instead of 88 keys: a released key is silent (times p ~ 0), and a
+    piano score has a handful of keys down at once (at most 10 in the 20 songs)."""
+    if not 0 < self.max_voices < NUM_KEYS:
+      return None
+    return jax.lax.top_k(pressed, self.max_voices)[1]
+
   def _instrument(self, key_age: jax.Array, held: jax.Array, no_new_key: jax.Array,
                   frame_age: jax.Array, pressed: jax.Array,
                   voices: jax.Array | None = None) -> jax.Array:
@@ -366,14 +375,10 @@ class KeySynth(nn.Module):
     age, held-over and pressed probabilities (B, P, 88) and, per point, the probability that its
     frame shows no new key and that frame's age (B, P). With `max_voices` = V the MLP runs on
     the V keys with the highest pressed probability at each point only: `voices` int (B, P, V)
-    when the caller has chosen them (`top_k` of `pressed`), else chosen here."""
+    when the caller has chosen them (`_voices` of `pressed`), else chosen here."""
     pitch = jnp.asarray(pitch_features())                                   # (88, Fp)
-    if not 0 < self.max_voices < NUM_KEYS:
-      voices = None
-    elif voices is None:
-      # The MLP plays V voices instead of 88 keys: a released key is silent (times p ~ 0), and a
-      # piano score has a handful of keys down at once (at most 10 in the 20 songs).
-      voices = jax.lax.top_k(pressed, self.max_voices)[1]                   # (B, P, V)
+    if voices is None:
+      voices = self._voices(pressed)                                        # (B, P, V) or None
     if voices is not None:
       key_age, held, pressed = (jnp.take_along_axis(x, voices, axis=-1)
                                 for x in (key_age, held, pressed))
