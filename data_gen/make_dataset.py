@@ -38,6 +38,7 @@ GENERATOR_VERSION = 1  # bump when rendering changes, so old song files are redo
 MIDI_EXTENSIONS = (".mid", ".midi", ".smf", ".kar")
 SUSTAIN_PEDAL = ("applied to note offsets: a key released while the sustain pedal is down stays "
                  "down in the video and sounds in the audio until the pedal is released")
+MAX_REPEAT_RELEASE_MS = 500.0
 
 
 class DatasetBuildError(ValueError):
@@ -64,6 +65,7 @@ class Options:
   gain: float = synth.DEFAULT_GAIN
   tail_seconds: float = synth.DEFAULT_TAIL_SECONDS
   camera: str = "clean"
+  repeat_release_ms: float = 0.0
   progress: bool = True
 
   def validate(self) -> None:
@@ -92,6 +94,9 @@ class Options:
         raise ValueError(f"--max_song_seconds={self.max_song_seconds} must be > 0")
       if not self.gain > 0 or not self.tail_seconds >= 0:
         raise ValueError("gain must be > 0 and tail_seconds >= 0")
+      if not 0 <= self.repeat_release_ms <= MAX_REPEAT_RELEASE_MS:
+        raise ValueError(f"--repeat_release_ms={self.repeat_release_ms} must be in [0, "
+                         f"{MAX_REPEAT_RELEASE_MS:g}] (0 = the score's timing)")
       if self.camera not in camera_lib.STYLES:
         raise ValueError(f"--camera={self.camera!r} must be one of "
                          f"{', '.join(camera_lib.STYLES)} (data_gen.camera.STYLES)")
@@ -106,11 +111,14 @@ def render_performance(midi_path: str | bytes, *, soundfont: str = synth.DEFAULT
                        height: int = keyboard.DEFAULT_HEIGHT, width: int = keyboard.DEFAULT_WIDTH,
                        max_song_seconds: float | None = None, gain: float = synth.DEFAULT_GAIN,
                        tail_seconds: float = synth.DEFAULT_TAIL_SECONDS, camera: str = "clean",
-                       camera_seed: int = 0) -> dict[str, np.ndarray]:
+                       camera_seed: int = 0,
+                       repeat_release_ms: float = 0.0) -> dict[str, np.ndarray]:
   """Renders one MIDI file (path or bytes) as audio and keyboard video.
 
   `frames` is "sparse" or "fps:N"; `camera` a style of `data_gen.camera.STYLES` (its noise seeded
-  by `camera_seed`), which sets the frames' size (H, W) unless it is "clean".
+  by `camera_seed`), which sets the frames' size (H, W) unless it is "clean";
+  `repeat_release_ms` the key-up time before a repeated note (`midi.release_before_repeats`; 0
+  keeps the score's timing), in the audio and the video alike.
 
   Returns:
     dict with `audio` int16 (N,) at `sample_rate`; `frames` uint8 (F, H, W); `frame_start` int64
@@ -125,14 +133,16 @@ def render_performance(midi_path: str | bytes, *, soundfont: str = synth.DEFAULT
   arrays, _ = _render(midi.parse_midi(midi_path, max_seconds=max_song_seconds), soundfont=soundfont,
                       sample_rate=sample_rate, frames=frames, height=height, width=width,
                       gain=gain, tail_seconds=tail_seconds, camera=camera,
-                      camera_seed=camera_seed)
+                      camera_seed=camera_seed, repeat_release_ms=repeat_release_ms)
   return arrays
 
 
 def _render(perf: midi.Performance, *, soundfont, sample_rate, frames, height, width, gain,
-            tail_seconds, camera: str = "clean",
-            camera_seed: int = 0) -> tuple[dict[str, np.ndarray], dict[str, int]]:
+            tail_seconds, camera: str = "clean", camera_seed: int = 0,
+            repeat_release_ms: float = 0.0) -> tuple[dict[str, np.ndarray], dict[str, int]]:
   notes = midi.notes_to_samples(perf.notes, sample_rate)
+  notes, released = midi.release_before_repeats(notes, int(round(repeat_release_ms * sample_rate
+                                                                 / 1000)))
   settings = synth.SynthSettings(soundfont=soundfont, gain=gain, tail_seconds=tail_seconds)
   audio, synth_stats = synth.render_notes(notes, sample_rate, settings)
   video, frame_start, frame_keys = keyboard.render_video(notes, len(audio), sample_rate, frames,
@@ -142,7 +152,10 @@ def _render(perf: midi.Performance, *, soundfont, sample_rate, frames, height, w
                             np.random.default_rng([camera_seed, 0xCA]))
   arrays = {"audio": audio, "frames": video, "frame_start": frame_start.astype(np.int64),
             "frame_keys": frame_keys, "notes": notes.astype(np.int64)}
-  return arrays, {**perf.stats, **synth_stats}
+  stats = {**perf.stats, **synth_stats}
+  if repeat_release_ms:  # absent otherwise, so the stats of songs built before it are unchanged
+    stats["released_before_repeat"] = released
+  return arrays, stats
 
 
 # ----------------------------------------------------------------------------------------------
@@ -156,6 +169,8 @@ def _config_key(task: dict, midi_sha: str) -> str:
              midi_sha256=midi_sha)
   if task["camera"] != "clean":  # absent for clean, so songs built before --camera stay valid
     cfg["camera"] = {"style": task["camera"], **camera_lib.STYLES[task["camera"]].settings()}
+  if task.get("repeat_release_ms"):  # likewise absent for the score's timing
+    cfg["repeat_release_ms"] = task["repeat_release_ms"]
   return store.sha256_bytes(json.dumps(cfg, sort_keys=True).encode())
 
 
@@ -250,7 +265,8 @@ def process_song(task: dict) -> dict:
   arrays, stats = _render(perf, soundfont=task["soundfont"], sample_rate=task["sample_rate"],
                           frames=task["frames"], height=task["height"], width=task["width"],
                           gain=task["gain"], tail_seconds=task["tail_seconds"],
-                          camera=task["camera"], camera_seed=_camera_seed(sid, midi_sha))
+                          camera=task["camera"], camera_seed=_camera_seed(sid, midi_sha),
+                          repeat_release_ms=task["repeat_release_ms"])
   store.save_npz(npz_path, arrays)
   sha = store.sha256_file(npz_path)
   n = len(arrays["audio"])
@@ -337,7 +353,7 @@ def build_dataset(out_dir: str, **options) -> dict:
     out_dir: output folder (created).
     **options: fields of `Options` (num_songs, midi_dir, soundfont, sample_rate, segment_seconds,
       overlap_seconds, frames, height, width, split_by, split_fractions, seed, workers,
-      max_song_seconds, gain, tail_seconds, camera, progress).
+      max_song_seconds, gain, tail_seconds, camera, repeat_release_ms, progress).
 
   Raises:
     DatasetBuildError: bad options, or fewer usable songs than `num_songs`.
@@ -360,7 +376,8 @@ def build_dataset(out_dir: str, **options) -> dict:
   common = {"out_dir": out_dir, "soundfont": opts.soundfont, "soundfont_sha256": sf_sha,
             "sample_rate": opts.sample_rate, "frames": opts.frames, "height": opts.height,
             "width": opts.width, "synth": synth_desc, "max_song_seconds": opts.max_song_seconds,
-            "gain": opts.gain, "tail_seconds": opts.tail_seconds, "camera": opts.camera}
+            "gain": opts.gain, "tail_seconds": opts.tail_seconds, "camera": opts.camera,
+            "repeat_release_ms": opts.repeat_release_ms}
 
   candidates = _candidates(opts)
   wanted = opts.num_songs or len(candidates)
@@ -448,6 +465,7 @@ def _manifest(opts: Options, done: list[dict], skipped: list[dict], sf_sha: str,
       "soundfont": {"name": os.path.basename(opts.soundfont), "path": opts.soundfont,
                     "sha256": sf_sha, "bank": synth.BANK, "preset": synth.PRESET},
       "sustain_pedal": SUSTAIN_PEDAL,
+      "repeat_release_ms": opts.repeat_release_ms,
       "max_song_seconds": opts.max_song_seconds,
       "source": "music21 corpus" if opts.midi_dir is None else "midi_dir",
       "max_frames_per_segment": max_frames,
@@ -489,6 +507,10 @@ def _define_flags():
   flags.DEFINE_float("tail_seconds", d.tail_seconds, "Longest release tail after the last note.")
   flags.DEFINE_string("camera", d.camera,
                       "Camera style of the video (data_gen.camera.STYLES): clean or held_out")
+  flags.DEFINE_float("repeat_release_ms", d.repeat_release_ms,
+                     "A key struck again is released this long before (at most half the "
+                     "interval; audio and video alike): 0 = the score's timing, where a repeated "
+                     "note can end exactly at the next, which no camera can see.")
   return flags.FLAGS
 
 
@@ -503,7 +525,8 @@ def main(argv):
                   overlap_seconds=f.overlap_seconds, frames=f.frames, height=f.height,
                   width=f.width, split_by=f.split_by, split_fractions=f.split_fractions,
                   seed=f.seed, workers=f.workers, max_song_seconds=f.max_song_seconds,
-                  gain=f.gain, tail_seconds=f.tail_seconds, camera=f.camera)
+                  gain=f.gain, tail_seconds=f.tail_seconds, camera=f.camera,
+                  repeat_release_ms=f.repeat_release_ms)
   except (DatasetBuildError, synth.SynthError) as e:
     print(f"error: {e}", file=sys.stderr)
     sys.exit(1)

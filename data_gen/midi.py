@@ -303,6 +303,41 @@ def _parse(data: bytes, max_seconds: float | None) -> Performance:
   return Performance(notes=out, stats=stats)
 
 
+def release_before_repeats(notes: np.ndarray, release: float) -> tuple[np.ndarray, int]:
+  """A performer's articulation of repeated notes: a key struck again rises first.
+
+  A score (and its MIDI export) may end a note exactly where the next note of its key begins; a
+  pianist cannot (the key must come up before it can be struck again), and a camera sees the key
+  rise. Each note followed by a note of the same pitch ends at the latest `r` before that onset,
+  r = min(release, half the interval between the two onsets), so a note keeps at least half of
+  its interval; notes already released long enough are unchanged.
+
+  Args:
+    notes: (M, 4) onset, offset, pitch, velocity in any time unit (seconds or samples), no two
+      notes of a pitch overlapping (as `parse_midi` and `notes_to_samples` return them).
+    release: the shortest key-up time before a repeat, in the notes' time unit (>= 0).
+
+  Returns:
+    (the notes in the same order and dtype, the number of notes shortened).
+  """
+  if release < 0:
+    raise ValueError(f"release must be >= 0, got {release}")
+  out = np.array(notes, copy=True)
+  if release == 0 or len(out) < 2:
+    return out, 0
+  by_pitch = np.lexsort((out[:, 0], out[:, 2]))
+  this, after = by_pitch[:-1], by_pitch[1:]
+  repeat = out[this, 2] == out[after, 2]
+  this, after = this[repeat], after[repeat]
+  gap = np.minimum(release, (out[after, 0] - out[this, 0]) / 2)
+  if np.issubdtype(out.dtype, np.integer):
+    gap = np.floor(gap).astype(out.dtype)
+  latest = out[after, 0] - gap
+  shorten = out[this, 1] > latest
+  out[this[shorten], 1] = latest[shorten]
+  return out, int(shorten.sum())
+
+
 def notes_to_samples(notes: np.ndarray, sample_rate: int) -> np.ndarray:
   """Notes in seconds (M, 4) -> int64 (M, 4) `onset, offset, pitch, velocity` in samples.
 

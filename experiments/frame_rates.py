@@ -38,12 +38,6 @@ flags.DEFINE_string("json_out", None, "Optional JSON file for the rows.")
 FLAGS = flags.FLAGS
 
 
-def rendering_name(manifest: dict) -> str:
-  """'sparse' / 'fps:30', with the camera style when it is not the clean render."""
-  style = manifest.get("camera", {}).get("style", "clean")
-  return manifest["frames"] + ("" if style == "clean" else f", {style} camera")
-
-
 def onset_recall_ceiling(data: input_pipeline.DeepSynthData, indices: list[int]) -> float:
   """The highest onset recall the video allows: per test example, the fraction of its true onset
   times (`metrics.reference_onsets`, chords merged) at which some note struck is one the frames
@@ -87,7 +81,7 @@ def frame_rate_row(workdir: str, data_dir: str, per_song: int, out_dir: str) -> 
   mean = result["mean"]
   ceiling = restrike_ceiling.dataset_row(data_dir, "test", per_song)
   chosen = [row["index"] for row in result["examples"]]
-  return {"rendering": rendering_name(data.manifest), "data_dir": data_dir,
+  return {"rendering": restrike_ceiling.rendering_name(data.manifest), "data_dir": data_dir,
           "examples": result["num_examples"], "model": mean["music"],
           "reference": mean["reference_music"], "noise": mean["noise_music"],
           "onset_recall_ceiling": onset_recall_ceiling(data, chosen),

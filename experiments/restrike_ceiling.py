@@ -58,6 +58,15 @@ class _SplitSegments:
     return int(song), int(start)
 
 
+def rendering_name(manifest: dict) -> str:
+  """'sparse' / 'fps:30', with the camera style when it is not the clean render and the key-up
+  time before repeated notes when the songs were played with one (`--repeat_release_ms`)."""
+  style = manifest.get("camera", {}).get("style", "clean")
+  release = manifest.get("repeat_release_ms", 0)
+  return (manifest["frames"] + ("" if style == "clean" else f", {style} camera")
+          + (f", keys up {release:g} ms before repeats" if release else ""))
+
+
 def dataset_row(data_dir: str, split: str, per_song: int) -> dict:
   """One dataset's ceiling: visibility_summary over the chosen segments' notes, plus facts."""
   path = os.path.join(data_dir, "manifest.json")
@@ -91,7 +100,8 @@ def dataset_row(data_dir: str, split: str, per_song: int) -> dict:
   restrike_all = np.concatenate(restrike) if restrike else np.zeros(0, bool)
   onsets, restrikes = len(visible_all), int(restrike_all.sum())
   seen, seen_re = int(visible_all.sum()), int((visible_all & restrike_all).sum())
-  return {"data_dir": data_dir, "frames": manifest["frames"], "split": split,
+  return {"data_dir": data_dir, "frames": manifest["frames"],
+          "rendering": rendering_name(manifest), "split": split,
           "per_song": per_song, "segments": len(indices), "songs": len(windows),
           "onsets": onsets, "visible_onsets": seen,
           "onset_ceiling": seen / onsets if onsets else None,
@@ -109,7 +119,7 @@ def table(rows: list[dict]) -> str:
   lines = ["| rendering | segments (songs) | onsets | onset ceiling | re-strikes "
            "| re-strike ceiling |", "|---|---|---|---|---|---|"]
   for r in rows:
-    lines.append(f"| {r['frames']} | {r['segments']} ({r['songs']}) | {r['onsets']} | "
+    lines.append(f"| {r['rendering']} | {r['segments']} ({r['songs']}) | {r['onsets']} | "
                  f"{_pct(r['onset_ceiling'])} ({r['visible_onsets']}) | {r['restrikes']} | "
                  f"{_pct(r['restrike_ceiling'])} ({r['visible_restrikes']}) |")
   return "\n".join(lines)

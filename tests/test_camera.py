@@ -350,6 +350,11 @@ def test_clean_build_is_unchanged(tmp_path, midi_dir):
   expected = store.sha256_bytes(json.dumps(before, sort_keys=True).encode())
   assert make_dataset._config_key({**task, "camera": "clean"}, "m") == expected
   assert make_dataset._config_key({**task, "camera": "held_out"}, "m") != expected
+  # Likewise --repeat_release_ms: absent at 0 (the score's timing), part of the key otherwise.
+  assert make_dataset._config_key({**task, "camera": "clean", "repeat_release_ms": 0.0},
+                                  "m") == expected
+  assert make_dataset._config_key({**task, "camera": "clean", "repeat_release_ms": 50.0},
+                                  "m") != expected
   entry = default["songs"][0]
   rendered = make_dataset.render_performance(os.path.join(midi_dir, "p0.mid"),
                                              max_song_seconds=2.0)

@@ -197,3 +197,34 @@ def test_dense_frames_and_split_by_segment(tmp_path, midi_dir):
     assert z["frames"].shape[1:] == (16, 104)
   assert len(starts) == int(np.ceil(n * 30 / SR))
   assert manifest["max_frames_per_segment"] in (150, 151)
+
+
+def test_repeat_release_lifts_repeated_keys_in_audio_and_video(tmp_path):
+  # Legato repeats of one key, as a score's MIDI export has them.
+  folder = tmp_path / "midis"
+  folder.mkdir()
+  (folder / "repeats.mid").write_bytes(midi_bytes([(0.5, 1.0, 60, 90), (1.0, 1.5, 60, 90),
+                                                   (1.5, 2.5, 60, 90), (0.5, 2.5, 67, 90)]))
+  plain = build(tmp_path / "plain", str(folder), frames="fps:60")
+  lifted = build(tmp_path / "lifted", str(folder), frames="fps:60", repeat_release_ms=50)
+  assert plain["repeat_release_ms"] == 0 and lifted["repeat_release_ms"] == 50
+  assert "released_before_repeat" not in plain["songs"][0]["stats"]
+  assert lifted["songs"][0]["stats"]["released_before_repeat"] == 2
+  with np.load(tmp_path / "lifted" / "songs" / "repeats.npz", allow_pickle=False) as z:
+    notes, starts, keys = z["notes"], z["frame_start"], z["frame_keys"]
+  c4 = notes[notes[:, 2] == 60]
+  assert c4[:, 1].tolist() == [3800, 5800, 10000]  # 50 ms (200 samples) before each repeat
+  shown = keys[:, 60 - 21].astype(bool)
+  for offset, onset in zip(c4[:-1, 1], c4[1:, 0], strict=True):
+    between = (starts >= offset) & (starts < onset)
+    assert between.any() and not shown[between].any()  # a 60 fps frame sees the key up
+  with np.load(tmp_path / "plain" / "songs" / "repeats.npz", allow_pickle=False) as z:
+    assert z["notes"][z["notes"][:, 2] == 60][:, 1].tolist() == [4000, 6000, 10000]
+    plain_audio = z["audio"]
+  with np.load(tmp_path / "lifted" / "songs" / "repeats.npz", allow_pickle=False) as z:
+    assert not np.array_equal(z["audio"], plain_audio)  # the synthesizer got the note-offs too
+  # The option is part of a song's settings: the songs of a build without it are not reused.
+  again = build(tmp_path / "plain", str(folder), frames="fps:60", repeat_release_ms=50)
+  assert again["songs"][0]["sha256"] == lifted["songs"][0]["sha256"]
+  with pytest.raises(make_dataset.DatasetBuildError, match="repeat_release_ms"):
+    build(tmp_path / "x", str(folder), repeat_release_ms=-5)

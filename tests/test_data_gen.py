@@ -133,6 +133,41 @@ def test_mutated_midi_raises_only_midi_error():
       pass
 
 
+def test_release_before_repeats_lifts_the_key_before_a_repeat():
+  # Pitch 60: a legato repeat (0.5 -> 0.5), a fast one (0.06 s apart), then one already released
+  # 0.3 s before; pitch 64 overlaps them all and has no repeat.
+  notes = np.array([[0.0, 0.5, 60, 80], [0.5, 0.56, 60, 80], [0.56, 0.7, 60, 80],
+                    [1.0, 1.2, 60, 80], [0.0, 2.0, 64, 80]])
+  out, count = midi.release_before_repeats(notes, 0.05)
+  np.testing.assert_allclose(out[:, 1], [0.45, 0.53, 0.7, 1.2, 2.0])  # 0.53: half of 0.06 kept
+  np.testing.assert_array_equal(out[:, [0, 2, 3]], notes[:, [0, 2, 3]])
+  assert count == 2
+  unchanged, none = midi.release_before_repeats(notes, 0.0)
+  np.testing.assert_array_equal(unchanged, notes)
+  assert none == 0
+  # Samples: whole samples, and the same rule (a 3-sample interval keeps 2 of them).
+  ints, _ = midi.release_before_repeats(np.array([[0, 2000, 60, 80], [2000, 2003, 60, 80],
+                                                  [2003, 2500, 60, 80]], np.int64), 200)
+  assert ints.dtype == np.int64
+  assert ints[:, 1].tolist() == [1800, 2002, 2500]
+  with pytest.raises(ValueError, match=">= 0"):
+    midi.release_before_repeats(notes, -1.0)
+
+
+def test_a_released_repeat_is_one_a_camera_can_see():
+  from data_gen import visibility
+
+  notes = np.array([[4000, 6000, 60, 80], [6000, 8000, 60, 80]], np.int64)  # legato repeat
+  frames = keyboard.dense_frame_starts(12000, SR, 24)
+
+  def visible(n):
+    return visibility.onset_visibility(n, frames, press_frames=False, sample_rate=SR)["visible"]
+
+  assert visible(notes).tolist() == [True, False]
+  lifted, _ = midi.release_before_repeats(notes, SR // 24 + 1)  # one frame interval, 42 ms
+  assert visible(lifted).tolist() == [True, True]
+
+
 # -- keyboard ------------------------------------------------------------------------------------
 
 

@@ -190,3 +190,13 @@ def test_matches_rendered_key_states_on_random_notes(seed):
                                   (notes[:, 1] > notes[:, 0]) & ~dup)
     checked += int(v["visible"].sum())
   assert checked > 100  # the cases exercise visible notes, not only invisible ones
+
+
+def test_rendering_names_say_what_the_video_shows():
+  from experiments import restrike_ceiling
+
+  name = restrike_ceiling.rendering_name
+  assert name({"frames": "sparse"}) == "sparse"
+  assert name({"frames": "fps:30", "camera": {"style": "held_out"}}) == "fps:30, held_out camera"
+  assert (name({"frames": "fps:24", "camera": {"style": "clean"}, "repeat_release_ms": 50.0})
+          == "fps:24, keys up 50 ms before repeats")
