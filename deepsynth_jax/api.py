@@ -16,7 +16,8 @@ Two ways to give the video of ONE clip (for batches of clips use `deepsynth_jax.
 Frames of any size are resized (PIL, bilinear with antialiasing) to the model's. Sparse frames
 mark key presses (a new frame showing no new key is a key struck again); dense frames are a
 camera's clock ticks. A model trained on one kind only warns once when given the other
-(`FrameModeWarning`); the default model learned from both.
+(`FrameModeWarning`); the default model learned from press frames only, so it warns on camera
+video, which it nevertheless plays (README, "Any video").
 
 The model comes from a run directory (`checkpoint`, its best checkpoint and run.json; loaded once
 per process and cached) or from `params` + `config` (the run's config; 4 kHz data assumed). Audio

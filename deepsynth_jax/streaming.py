@@ -23,7 +23,8 @@ rounding, for both model kinds (tests/test_streaming.py):
   and tracks each frame's key facts (pressed probabilities, press times, the re-strike cue:
   `keysynth.frame_key_facts`) as the one-pass forward does through all frames, so a change may
   take effect just after the last control point used (`earliest_change = synthesized + 1`): a
-  latency of at most one sample past the last synthesized block, and no recomputation.
+  latency of at most one sample past the last synthesized block, and no recomputation. It also
+  carries the amplitudes played at the last control point (the release envelope's state).
 
 A change stamped before `earliest_change` is refused (`StreamInputError`); callers stamp changes
 at `earliest_change` (the default). One edge differs from `sample()` by design: `sample()` of a
@@ -246,9 +247,10 @@ def _keysynth_frame(module: Any, params: Any, frame: jax.Array, previous: jax.Ar
 
 @functools.partial(jax.jit, static_argnames=("module",))
 def _keysynth_blocks(module: Any, params: Any, points: jax.Array, facts: dict[str, jax.Array],
-                     phase: jax.Array) -> jax.Array:
-  """Audio (1, n hop) of the n blocks between n + 1 control points (`KeySynth.point_audio`)."""
-  return module.apply({"params": params}, points, facts, phase, method="point_audio")
+                     phase: jax.Array, previous: jax.Array) -> tuple[jax.Array, jax.Array]:
+  """Audio (1, n hop) of the n blocks between n + 1 control points and the amplitudes played
+  there (1, n + 1, M) (`KeySynth.point_audio`)."""
+  return module.apply({"params": params}, points, facts, phase, previous, method="point_audio")
 
 
 class KeySynthStream(Stream):
@@ -260,6 +262,9 @@ class KeySynthStream(Stream):
     self._facts: list[dict[str, np.ndarray]] = []
     self._blocks_done = 0
     self._pending = np.zeros(0, np.float32)  # synthesized, not yet emitted
+    # The amplitudes played at the control point before the next one to synthesize (the release
+    # envelope's state, `KeySynth.release_envelope`).
+    self._previous = np.zeros((1, len(self._module._omega())), np.float32)
     super().__init__(run, **kwargs)
 
   @property
@@ -294,9 +299,11 @@ class KeySynthStream(Stream):
                for k in ("pressed", "held", "press", "note_press", "no_new_key")}
       facts["start"] = np.asarray(self._times, np.int32)[at][None]
       phase = self._module.block_phases(first, padded)
-      audio = _keysynth_blocks(self._module, self.run.params,
-                               jnp.asarray(points, jnp.int32)[None], facts, jnp.asarray(phase))
+      audio, played = _keysynth_blocks(self._module, self.run.params,
+                                       jnp.asarray(points, jnp.int32)[None], facts,
+                                       jnp.asarray(phase), jnp.asarray(self._previous))
       self._pending = np.concatenate([self._pending, np.asarray(audio[0, :count * hop])])
+      self._previous = np.asarray(played[:, count - 1])
       self._blocks_done += count
     out, self._pending = self._pending[:num_samples], self._pending[num_samples:]
     return out

@@ -46,14 +46,17 @@ NOTE_S, GAP_S = 0.6, 0.25
 SILENT_RELEASE_S = 0.32
 
 
-def known_keysynth_run(workdir: str, height: int = 32, width: int = 208) -> str:
+def known_keysynth_run(workdir: str, height: int = 32, width: int = 208,
+                       release_ms: float = 0.0) -> str:
   """A run directory of a KeySynth that reads the keys off the simulator's pictures exactly and
-  plays each pressed key as a decaying tone of harmonics 1-3 (amplitudes 0.25 / h at the press)."""
+  plays each pressed key as a decaying tone of harmonics 1-3 (amplitudes 0.25 / h at the press).
+  With `release_ms` 0 a released key stops within one control block (4 ms)."""
   config = test_config.get_config()
   config.model = "keysynth"
   config.keysynth.reader = "columns"
   config.keysynth.key_channels = (4, 4)
   config.keysynth.num_harmonics = 3
+  config.keysynth.release_ms = release_ms
   generator = models.build_generator(config)
   index, age = frame_timing.frame_index_and_age(np.array([0]), 64)
   inputs = (np.zeros((1, 1, height, width), np.uint8), index[None], age[None])

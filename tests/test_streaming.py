@@ -88,3 +88,25 @@ def test_stream_refuses_bad_changes_and_ignores_unchanged_states(run_dir):
   assert stream.set_keys(_keys(())) == stream.earliest_change
   stream.generate(333)
   np.testing.assert_array_equal(stream.notes(), [[at, stream.frame_times()[-1], 61, 100]])
+
+
+def test_a_released_key_fades_and_streams_as_offline(tmp_path):
+  from test_instrument_browser import known_keysynth_run
+
+  times = np.array([0, 400, 1200])
+  states = np.stack([_keys(()), _keys((39,)), _keys(())])  # C4 pressed at 0.1 s, released at 0.3
+  heard = {}
+  for release_ms in (0.0, 20.0):
+    run_dir = known_keysynth_run(str(tmp_path / str(release_ms)), release_ms=release_ms)
+    run = runs.load_run(run_dir)
+    frames = keyboard.render_frames(states, *run.frame_shape)
+    offline = deepsynth_jax.sample(frames, times, checkpoint=run_dir, seconds=0.5)
+    stream = streaming.open_stream(run)
+    for t, state in zip(times, states, strict=True):
+      stream.set_keys(state, at=int(t))
+    streamed = np.concatenate([stream.generate(16) for _ in range(2000 // 16)])
+    np.testing.assert_allclose(streamed, offline, rtol=0, atol=2e-5)
+    heard[release_ms] = np.abs(offline[1200 + 16:1200 + 80]).max()  # 4-20 ms after the release
+  before = np.abs(offline[1100:1200]).max()
+  assert heard[0.0] < 1e-6 * before  # cut within one control block
+  assert 0.1 * before < heard[20.0] < before  # a fade, e^-1 every 20 ms

@@ -101,6 +101,22 @@ def sin_cos(phase: jax.Array) -> tuple[jax.Array, jax.Array]:
   return x * _polynomial(_SIN_TURN, x * x), _polynomial(_COS_TURN, x * x)
 
 
+def release_envelope(amplitudes: jax.Array, previous: jax.Array, decay: float) -> jax.Array:
+  """Partial amplitudes (B, P, M) at consecutive control points that fall no faster than by
+  `decay` per point: out[p] = max(a[p], decay x out[p - 1]), out[-1] = `previous` (B, M) (the
+  envelope at the point before, zeros at the start of a clip).
+
+  A key the video shows released is silent from the next control point on (4 ms later): a cut
+  that an onset detector hears as a click, where a piano's damper fades the string over tens of
+  ms. Rising amplitudes (attacks) and decays slower than `decay` pass unchanged."""
+  def step(carry, a):
+    out = jnp.maximum(a, decay * carry)
+    return out, out
+
+  _, out = jax.lax.scan(step, previous, jnp.swapaxes(amplitudes, 0, 1))
+  return jnp.swapaxes(out, 0, 1)
+
+
 def _polynomial(coefficients: tuple[float, ...], x: jax.Array) -> jax.Array:
   """sum_k coefficients[k] x^k (Horner, float32)."""
   acc = jnp.full_like(x, coefficients[-1])
@@ -258,6 +274,10 @@ class KeySynth(nn.Module):
   # 64-frame block at 16 kHz: 16 samples at 4 kHz). 0: phases fixed by absolute time
   # (`block_phases`), as before. Clips must start on the grid (`config.crop_align`).
   onset_grid: int = 0
+  # Release time (ms) of a key's sound in generation and validation (`release_envelope`: a
+  # released key fades by e every `release_ms`, no faster); 0 = cut within one control block.
+  # Training never fades (`loss_fn`).
+  release_ms: float = 0.0
 
   def setup(self):
     if self.reader == "placed":
@@ -425,6 +445,7 @@ class KeySynth(nn.Module):
     t = frame_index.shape[1]
     amps, logits, note_age = self.control_amplitudes(frames, frame_index, frame_age, key_states,
                                                      press_frames)         # (B, P, M)
+    amps = self.released(amps, jnp.zeros_like(amps[:, 0]))
     if self.onset_grid:
       phase = self.note_phases(note_age[:, :-1])
     else:
@@ -451,16 +472,27 @@ class KeySynth(nn.Module):
                             sounding(facts["pressed"], self.hard_held))
 
   def point_audio(self, points: jax.Array, facts: dict[str, jax.Array],
-                  absolute_phase: jax.Array) -> jax.Array:
+                  absolute_phase: jax.Array,
+                  previous: jax.Array) -> tuple[jax.Array, jax.Array]:
     """float32 (B, n hop) audio of the n blocks between n + 1 control points (`point_amplitudes`'
-    arguments); `absolute_phase` float32 (n, M): their `block_phases`, used when `onset_grid`
-    is 0 (otherwise the phases are the notes' own, `note_phases`)."""
-    amps = self.point_amplitudes(points, facts)
+    arguments) and the amplitudes played at those points (B, n + 1, M). `absolute_phase` float32
+    (n, M): the blocks' `block_phases`, used when `onset_grid` is 0 (otherwise the phases are the
+    notes' own, `note_phases`); `previous` (B, M): the amplitudes played at the control point
+    before the first (`release_envelope`'s state; zeros at a stream's start)."""
+    amps = self.released(self.point_amplitudes(points, facts), previous)
     if self.onset_grid:
       phase = self.note_phases(self.note_age(points, facts["note_press"])[:, :-1])
     else:
       phase = absolute_phase
-    return self.synthesize_blocks(amps, phase)
+    return self.synthesize_blocks(amps, phase), amps
+
+  def released(self, amplitudes: jax.Array, previous: jax.Array) -> jax.Array:
+    """`release_envelope` of (B, P, M) amplitudes at `release_ms` (unchanged when 0)."""
+    if self.release_ms <= 0:
+      return amplitudes
+    return release_envelope(amplitudes, previous,
+                            float(np.exp(-self.hop * 1000.0 / (self.release_ms
+                                                                * self.sample_rate))))
 
   def block_phases(self, first_block: int, num_blocks: int) -> np.ndarray:
     """float32 (n, M) oscillator phases at the starts of control blocks first .. first + n - 1,
@@ -559,7 +591,8 @@ def loss_fn(model: KeySynth, params: Any, batch: dict,
   """
   variables = {"params": params}
   if train:  # soft key states in training: rounding them leaves the reader no gradient to grow p
-    model = model.clone(hard_held=False, max_voices=0)  # and every key heard, voiced or not
+    # and every key heard, voiced or not, cut at its release as the loss has always seen it
+    model = model.clone(hard_held=False, max_voices=0, release_ms=0.0)
   labelled = uses_key_labels(config)
   forced = batch["frame_keys"] if train and config.keysynth.teacher_forced_keys else None
   pred, logits = model.apply(variables, batch["frames"], batch["frame_index"],
@@ -626,7 +659,8 @@ class KeySynthGenerator(Generator):
                     reader=c.get("reader", "columns"),  # runs made before the option: columns
                     hard_held=c.get("hard_held", False),
                     max_voices=c.get("max_voices", 0),  # runs made before the option: all 88
-                    onset_grid=c.get("onset_grid", 0))  # and absolute-time phases
+                    onset_grid=c.get("onset_grid", 0),  # and absolute-time phases
+                    release_ms=c.get("release_ms", 0.0))  # and a cut at the release
 
   @property
   def uses_key_labels(self) -> bool:

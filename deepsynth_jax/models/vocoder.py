@@ -179,6 +179,7 @@ class VocoderGenerator(Generator):
     keysynth_config = keysynth_run_config(record, self.keysynth_run, self.sample_rate)
     # The voices the vocoder was trained with, whatever the KeySynth run's record says now.
     keysynth_config.keysynth.max_voices = int(c.get("keysynth_max_voices", 0))
+    keysynth_config.keysynth.release_ms = float(c.get("keysynth_release_ms", 0.0))
     # The vocoder's crops feed its KeySynth: they must start on that KeySynth's onset grid.
     check_crops_on_grid(config, int(keysynth_config.keysynth.get("onset_grid", 0)))
     keysynth = KeySynthGenerator(keysynth_config, self.sample_rate)

@@ -82,6 +82,10 @@ def get_config() -> ml_collections.ConfigDict:
   # control point only (0 = all 88; training always plays all 88). At most 10 keys are down at
   # once in the 20 songs; 16 voices make the MLP 5.5x cheaper (experiments/bench_sampler.py).
   config.keysynth.max_voices = 16
+  # Generate (and validate) with a released key's sound fading by e every `release_ms` ms
+  # (models/keysynth.py: release_envelope) instead of stopping within one 4 ms control block,
+  # whose click an onset detector takes for a note (0 = the cut). Training never fades.
+  config.keysynth.release_ms = 20.0
   # FFT sizes (samples) of the multi-resolution STFT loss.
   config.keysynth.stft_sizes = (64, 128, 256, 512)
   # Note-relative oscillator phases for audio whose notes start on a grid of this many samples
@@ -128,6 +132,8 @@ def get_config() -> ml_collections.ConfigDict:
   # Voices of the frozen KeySynth (its keysynth.max_voices; 0 = all 88 keys), fixed here so that
   # the vocoder hears the KeySynth it was trained on whatever that run's record says.
   config.vocoder.keysynth_max_voices = 0
+  # Likewise its release (keysynth.release_ms; 0 = the cut the shipped vocoder was trained on).
+  config.vocoder.keysynth_release_ms = 0.0
   # The WaveNet's distribution: False = 256 free logits (the method's head); True = a Gaussian
   # over the buckets around the anchor (KeySynth audio + a learned correction), its width from the
   # per-sample features (models/wavenet.py, `anchored_output`). Its mean: "gain" = gain x anchor,
