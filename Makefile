@@ -5,7 +5,7 @@ ARGS ?=
 # pmap is tested on two simulated CPU devices.
 TEST_ENV := XLA_FLAGS=--xla_force_host_platform_device_count=2 JAX_PLATFORMS=cpu
 
-.PHONY: setup demo test lint bench clean-demo play
+.PHONY: setup demo test lint bench clean-demo play frame-rates
 
 .venv/.setup-done: requirements.txt setup.cfg scripts/setup.sh
 	bash scripts/setup.sh
@@ -14,6 +14,10 @@ setup: .venv/.setup-done
 
 demo: setup
 	$(PY) -m experiments.demo $(ARGS)
+
+# The README's per-frame-rate tables ("Any video"): builds the renderings, scores the default model.
+frame-rates: setup
+	bash scripts/frame_rate_tables.sh $(ARGS)
 
 # The browser instrument: a local web server (127.0.0.1) playing the shipped models live.
 play: setup
