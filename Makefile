@@ -4,6 +4,9 @@ PY := .venv/bin/python
 ARGS ?=
 # pmap is tested on two simulated CPU devices.
 TEST_ENV := XLA_FLAGS=--xla_force_host_platform_device_count=2 JAX_PLATFORMS=cpu
+# tcmalloc for the CPU jobs: glibc's malloc page-faults XLA's large buffers in at every step
+# (deepsynth_jax/console.py). Looked up when the recipe runs, after `setup` has installed it.
+FAST_MALLOC = LD_PRELOAD=$$(ls /usr/lib/*/libtcmalloc_minimal.so.4 2>/dev/null | head -1)
 
 .PHONY: setup demo test lint bench clean-demo play frame-rates
 
@@ -13,11 +16,11 @@ TEST_ENV := XLA_FLAGS=--xla_force_host_platform_device_count=2 JAX_PLATFORMS=cpu
 setup: .venv/.setup-done
 
 demo: setup
-	$(PY) -m experiments.demo $(ARGS)
+	$(FAST_MALLOC) $(PY) -m experiments.demo $(ARGS)
 
 # The README's per-frame-rate tables ("Any video"): builds the renderings, scores the default model.
 frame-rates: setup
-	bash scripts/frame_rate_tables.sh $(ARGS)
+	$(FAST_MALLOC) bash scripts/frame_rate_tables.sh $(ARGS)
 
 # The browser instrument: a local web server (127.0.0.1) playing the shipped models live.
 play: setup
@@ -42,6 +45,6 @@ lint: setup
 
 # Each benchmark measures the fp32 matmul peak in its own process and prints its figures beside it.
 bench: setup
-	$(PY) -m experiments.bench_dataset
-	$(PY) -m experiments.bench_train
-	$(PY) -m experiments.bench_sampler
+	$(FAST_MALLOC) $(PY) -m experiments.bench_dataset
+	$(FAST_MALLOC) $(PY) -m experiments.bench_train
+	$(FAST_MALLOC) $(PY) -m experiments.bench_sampler

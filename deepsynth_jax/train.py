@@ -561,6 +561,9 @@ def main(argv: list[str]) -> None:
                                num_processes=FLAGS.num_processes, process_id=FLAGS.process_id)
   logging.info("JAX devices: %s (process %d of %d)", jax.devices(), jax.process_index(),
                jax.process_count())
+  allocator_warning = console.cpu_allocator_warning(jax.default_backend())
+  if allocator_warning:
+    logging.warning(allocator_warning)
   try:
     config = FLAGS.config
     config.get("data_dir")  # a config file that failed to load raises OSError on first use

@@ -57,7 +57,7 @@ import ml_collections
 import numpy as np
 from absl import app, flags
 
-from deepsynth_jax import models
+from deepsynth_jax import console, models
 from deepsynth_jax.models import autoregressive
 from experiments import peak
 from experiments.configs import cpu, keysynth_cpu, keysynth_phase_cpu, table1
@@ -243,7 +243,7 @@ def main(argv):
   peak_flops = peak.matmul_peak()
   print(f"# sampler speed: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
         f"load average {load:.1f} at start; jax {jax.__version__} on {jax.devices()[0]}; "
-        f"unroll {FLAGS.unroll}")
+        f"unroll {FLAGS.unroll}; malloc: {console.memory_allocator()}")
   print(peak.peak_line(peak_flops))
   print("| config | layers x channels | frames per clip | batch | samples/s | x real time (4 kHz) "
         "| per CPU-s | MFLOP/sample | GFLOP/s | of peak | steps timed | compile (s) | target | "

@@ -1,7 +1,7 @@
 r"""Training throughput: audio samples per second and seconds per step of the pmapped train step.
 
   python -m experiments.bench_train [--configs=cpu,l7_c128,drop75_l10_c512,keysynth] [--batch=8]
-      [--samples=8000] [--steps=5]
+      [--samples=8000] [--steps=5] [--profile_configs=l7_c128]
 
 Runs the real `train.train_step` (jit + pmap over the local devices, donated state) on synthetic
 batches of the dataset's shapes (frames 32x208, 40 frames per clip), so it needs no dataset.
@@ -9,6 +9,9 @@ Each row's GFLOP/s is set against the fp32 matmul peak measured in the same proc
 (`experiments.peak`). FLOPs of a step: XLA's cost analysis of the loss's forward + backward pass
 (`jax.value_and_grad`) on the whole global batch, multiply-adds x 2; the optimizer update
 (a few FLOPs per parameter) is left out.
+For each WaveNet config in --profile_configs a second table says where a step's time goes
+(`experiments.op_profile`: the loss's forward + backward traced op by op, grouped by the part of
+the model each op came from, matrix products apart from the other ops).
 Reference (../shared/TARGETS.md, this machine kind, 2 cores): a public PyTorch WaveNet trains
 7 x 128 at 26,000-33,800 samples/s and 10 x 512 at 1,553 samples/s (batch 8 x 8,000); our targets
 are 50,000 and 2,500.
@@ -26,17 +29,10 @@ import ml_collections
 import numpy as np
 from absl import app, flags
 
-from deepsynth_jax import models, train
-from experiments import peak
+from deepsynth_jax import console, models, train
+from experiments import op_profile, peak
 from experiments.configs import cpu, keysynth_cpu, table1
 
-flags.DEFINE_list("configs", ["cpu", "l7_c128", "drop75_l7_c256", "drop75_l10_c512", "keysynth"],
-                  "cpu, lL_cC (a WaveNet of L layers x C channels, CPU encoder), keysynth "
-                  "(configs/keysynth_cpu.py), or a Table 1 setting name.")
-flags.DEFINE_integer("batch", 8, "Global batch (examples).")
-flags.DEFINE_integer("samples", 8000, "Audio samples per example.")
-flags.DEFINE_integer("steps", 5, "Timed steps (after 2 warm-up steps).")
-flags.DEFINE_integer("frames", 40, "Frames per clip.")
 FLAGS = flags.FLAGS
 
 
@@ -56,7 +52,8 @@ def config_for(name: str) -> ml_collections.ConfigDict:
 
 
 def synthetic_batch(batch: int, samples: int, frames: int, rng: np.random.Generator) -> dict:
-  """A batch of the dataset's keys and shapes: (B, T) audio and frame index/age, (B, F, H, W)."""
+  """A batch of the dataset's keys and shapes: (B, T) audio and frame index/age, (B, F, H, W)
+  frames, and the fields a KeySynth trains on too (key labels, the audio teacher's keys)."""
   starts = np.sort(rng.choice(np.arange(1, samples), frames - 1, replace=False))
   starts = np.concatenate([[0], starts])
   index = np.searchsorted(starts, np.arange(samples), side="right") - 1
@@ -65,6 +62,9 @@ def synthetic_batch(batch: int, samples: int, frames: int, rng: np.random.Genera
       "audio": rng.uniform(-0.5, 0.5, (batch, samples)).astype(np.float32),
       "frames": rng.integers(0, 256, (batch, frames, 32, 208)).astype(np.uint8),
       "frame_keys": (rng.random((batch, frames, 88)) < 0.04).astype(np.uint8),
+      # the KeySynth's audio teacher's keys (`audio_teacher`: float32 0/1 per frame and key)
+      "frame_heard": (rng.random((batch, frames, 88)) < 0.04).astype(np.float32),
+      "press_frames": np.ones((batch,), np.bool_),
       "num_frames": np.full((batch,), frames, np.int32),
       "frame_index": np.tile(index.astype(np.int32), (batch, 1)),
       "frame_age": np.tile(age.astype(np.int32), (batch, 1)),
@@ -72,8 +72,8 @@ def synthetic_batch(batch: int, samples: int, frames: int, rng: np.random.Genera
   }
 
 
-def step_flops(generator: models.Generator, params: Any, batch: dict) -> float | None:
-  """FLOPs of one training step's loss forward + backward on the global batch (XLA count)."""
+def _loss_and_grad(generator: models.Generator) -> Any:
+  """(params, batch) -> (loss, gradients): a training step's forward + backward."""
   base_key = jax.random.key(0)
 
   def loss_and_grad(params, batch):
@@ -81,7 +81,31 @@ def step_flops(generator: models.Generator, params: Any, batch: dict) -> float |
     return jax.value_and_grad(
         lambda p: generator.loss(p, batch, train=True, keys=keys)[0])(params)
 
-  return peak.compiled_flops(loss_and_grad, params, batch)
+  return loss_and_grad
+
+
+def step_flops(generator: models.Generator, params: Any, batch: dict) -> float | None:
+  """FLOPs of one training step's loss forward + backward on the global batch (XLA count)."""
+  return peak.compiled_flops(_loss_and_grad(generator), params, batch)
+
+
+# The WaveNet's parts, by the module path in each op's source (first match wins).
+WAVENET_PARTS = (
+    ("frame encoder and conditioning", r"frame_conditioning"),
+    ("dilated convolutions (with the frame and age conditioning)", r"layer_convs|input_conv"),
+    ("gated units, residual and skip 1x1s", r"_gated_residual"),
+    ("output head", r"_head|_hidden"),
+    ("token embedding", r"embed"),
+)
+
+
+def profile(name: str) -> op_profile.Profile:
+  """Where the forward + backward of `name`'s loss spends its time, on one device."""
+  config = config_for(name)
+  batch = synthetic_batch(FLAGS.batch, FLAGS.samples, FLAGS.frames, np.random.default_rng(0))
+  generator = models.build_generator(config)
+  params = train.create_train_state(config, generator, batch, total_steps=1000).params
+  return op_profile.profile_ops(_loss_and_grad(generator), (params, batch), WAVENET_PARTS)
 
 
 def bench(name: str) -> dict:
@@ -116,7 +140,7 @@ def main(argv):
   peak_flops = peak.matmul_peak()
   print(f"# Training throughput: batch {FLAGS.batch} x {FLAGS.samples} samples, "
         f"{jax.local_device_count()} x {jax.devices()[0].platform}, {platform.processor() or ''} "
-        f"jax {jax.__version__}")
+        f"jax {jax.__version__}, malloc: {console.memory_allocator()}")
   print(peak.peak_line(peak_flops))
   print("# GFLOP/s: XLA cost analysis of the loss's forward + backward (optimizer update left "
         "out) / s per step")
@@ -128,7 +152,28 @@ def main(argv):
     print(f"| {r['config']} | {r['model']} | {r['layers x channels']} | {r['s/step']:.3f} | "
           f"{r['samples/s']:,.0f} | {gflops} | {peak.fraction(r['flop/s'], peak_flops)} |",
           flush=True)
+  for name in FLAGS.profile_configs:
+    if config_for(name).model != "wavenet":
+      raise app.UsageError(f"--profile_configs: {name} is not a WaveNet config")
+    op_profile.print_profile(
+        profile(name), f"Where a {name} training step's time goes (loss forward + backward, "
+        f"batch {FLAGS.batch} x {FLAGS.samples}, jitted on one device, one traced run):")
+
+
+def _define_flags() -> None:
+  """Only the binary defines flags: tests import this module beside other binaries' modules,
+  and absl refuses a flag name defined twice in one process (tests/test_imports.py)."""
+  flags.DEFINE_list("configs", ["cpu", "l7_c128", "drop75_l7_c256", "drop75_l10_c512", "keysynth"],
+                    "cpu, lL_cC (a WaveNet of L layers x C channels, CPU encoder), keysynth "
+                    "(configs/keysynth_cpu.py), or a Table 1 setting name.")
+  flags.DEFINE_integer("batch", 8, "Global batch (examples).")
+  flags.DEFINE_integer("samples", 8000, "Audio samples per example.")
+  flags.DEFINE_integer("steps", 5, "Timed steps (after 2 warm-up steps).")
+  flags.DEFINE_integer("frames", 40, "Frames per clip.")
+  flags.DEFINE_list("profile_configs", ["l7_c128"], "WaveNet configs (of --configs' names) whose "
+                    "training step is profiled op by op after the table.")
 
 
 if __name__ == "__main__":
+  _define_flags()
   app.run(main)

@@ -5,7 +5,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # chromium + chromium-driver: the browser test of the instrument (tests/test_instrument_browser.py).
-APT_PACKAGES=(libfluidsynth3 fluid-soundfont-gm chromium chromium-driver)
+# libtcmalloc-minimal4: the malloc the Makefile's CPU jobs preload (deepsynth_jax/console.py says why).
+APT_PACKAGES=(libfluidsynth3 fluid-soundfont-gm chromium chromium-driver libtcmalloc-minimal4)
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -15,9 +15,14 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from deepsynth_jax.models.conv_ops import Conv3x3, max_pool
+
 
 class FrameEncoder(nn.Module):
   """VGG-like CNN: blocks of 3x3 convolutions + ReLU, then 2x2 max-pooling, then a dense layer.
+
+  The convolutions and pools are `conv_ops`' (flax's values and parameters, gradients that are
+  cheaper on a CPU).
 
   Attributes:
     channels: output channels of each block (one block per entry, each ending in a 2x2 pool).
@@ -50,8 +55,8 @@ class FrameEncoder(nn.Module):
                       padding="SAME")
     for block, ch in enumerate(self.channels):
       for i in range(self.convs_per_block):
-        x = nn.relu(nn.Conv(ch, (3, 3), padding="SAME", name=f"conv{block}_{i}")(x))
-      x = nn.max_pool(x, (2, 2), strides=(2, 2), padding="SAME")
+        x = nn.relu(Conv3x3(ch, name=f"conv{block}_{i}")(x))
+      x = max_pool(x, (2, 2), padding="SAME")
     x = x.reshape((x.shape[0], -1))
     x = nn.relu(nn.Dense(self.features, name="dense")(x))
     return x.reshape((*lead, self.features))
