@@ -31,10 +31,12 @@ play: setup
 # The whole suite: two pytest-xdist workers (whole files each, so module fixtures are built
 # once), then the `serial` tests (real time, several processes) alone; the 15 slowest are
 # printed, since the suite must stay under 10 minutes on 2 cores. With ARGS, one plain run.
+# The parallel group runs on tcmalloc like the other CPU jobs; the serial group (the browser
+# test starts chromium, which brings its own allocator) on the system's.
 test: setup
 	.venv/bin/lint-imports
 ifeq ($(strip $(ARGS)),)
-	$(TEST_ENV) $(PY) -m pytest -n 2 --dist loadfile -m "not serial" --durations=15
+	$(TEST_ENV) $(FAST_MALLOC) $(PY) -m pytest -n 2 --dist loadfile -m "not serial" --durations=15
 	$(TEST_ENV) $(PY) -m pytest -m serial
 else
 	$(TEST_ENV) $(PY) -m pytest $(ARGS)
