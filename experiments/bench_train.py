@@ -137,6 +137,9 @@ def bench(name: str) -> dict:
 
 def main(argv):
   del argv
+  for name in FLAGS.profile_configs:  # before the table, not after minutes of it
+    if config_for(name).model != "wavenet":
+      raise app.UsageError(f"--profile_configs: {name} is not a WaveNet config")
   peak_flops = peak.matmul_peak()
   print(f"# Training throughput: batch {FLAGS.batch} x {FLAGS.samples} samples, "
         f"{jax.local_device_count()} x {jax.devices()[0].platform}, {platform.processor() or ''} "
@@ -153,8 +156,6 @@ def main(argv):
           f"{r['samples/s']:,.0f} | {gflops} | {peak.fraction(r['flop/s'], peak_flops)} |",
           flush=True)
   for name in FLAGS.profile_configs:
-    if config_for(name).model != "wavenet":
-      raise app.UsageError(f"--profile_configs: {name} is not a WaveNet config")
     op_profile.print_profile(
         profile(name), f"Where a {name} training step's time goes (loss forward + backward, "
         f"batch {FLAGS.batch} x {FLAGS.samples}, jitted on one device, one traced run):")
