@@ -99,22 +99,25 @@ WAVENET_PARTS = (
 )
 
 
-def profile(name: str) -> op_profile.Profile:
-  """Where the forward + backward of `name`'s loss spends its time, on one device."""
+def _setup(name: str) -> tuple[ml_collections.ConfigDict, models.Generator, dict, Any]:
+  """`name`'s config (at --batch), generator, synthetic global batch and initial train state."""
   config = config_for(name)
+  config.batch_size = FLAGS.batch
   batch = synthetic_batch(FLAGS.batch, FLAGS.samples, FLAGS.frames, np.random.default_rng(0))
   generator = models.build_generator(config)
-  params = train.create_train_state(config, generator, batch, total_steps=1000).params
-  return op_profile.profile_ops(_loss_and_grad(generator), (params, batch), WAVENET_PARTS)
+  return config, generator, batch, train.create_train_state(config, generator, batch,
+                                                            total_steps=1000)
+
+
+def profile(name: str) -> op_profile.Profile:
+  """Where the forward + backward of `name`'s loss spends its time, on one device."""
+  _, generator, batch, state = _setup(name)
+  return op_profile.profile_ops(_loss_and_grad(generator), (state.params, batch), WAVENET_PARTS)
 
 
 def bench(name: str) -> dict:
-  config = config_for(name)
-  config.batch_size = FLAGS.batch
+  config, generator, batch, state = _setup(name)
   devices = jax.local_device_count()
-  batch = synthetic_batch(FLAGS.batch, FLAGS.samples, FLAGS.frames, np.random.default_rng(0))
-  generator = models.build_generator(config)
-  state = train.create_train_state(config, generator, batch, total_steps=1000)
   flops = step_flops(generator, state.params, batch)
   _, schedule = train.create_optimizer(config, 1000)
   step = jax.pmap(functools.partial(train.train_step, generator=generator, config=config,

@@ -20,6 +20,7 @@ import glob
 import gzip
 import json
 import logging
+import math
 import os
 import re
 import statistics
@@ -63,13 +64,6 @@ def _dims(text: str) -> list[int]:
   return [int(d) for d in text.split(",") if d]
 
 
-def _product(values: Sequence[int]) -> int:
-  out = 1
-  for v in values:
-    out *= v
-  return out
-
-
 def _flops(body: str, shapes: dict[str, list[int]]) -> float:
   """Multiply-adds x 2 of the dots and convolutions in an HLO computation's text."""
   total = 0.0
@@ -83,9 +77,9 @@ def _flops(body: str, shapes: dict[str, list[int]]) -> float:
       contracting = re.search(r"lhs_contracting_dims=\{([\d,]*)\}", line)
       if lhs is None or contracting is None:
         continue
-      total += 2.0 * _product(out) * _product([lhs[d] for d in _dims(contracting.group(1))])
+      total += 2.0 * math.prod(out) * math.prod([lhs[d] for d in _dims(contracting.group(1))])
     elif rhs is not None and out:  # each output element: the kernel's elements per feature
-      total += 2.0 * _product(out) * _product(rhs) / out[-1]
+      total += 2.0 * math.prod(out) * math.prod(rhs) / out[-1]
   return total
 
 
