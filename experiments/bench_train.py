@@ -1,14 +1,17 @@
 r"""Training throughput: audio samples per second and seconds per step of the pmapped train step.
 
-  python -m experiments.bench_train [--configs=cpu,l7_c128,drop75_l10_c512,keysynth] [--batch=8]
-      [--samples=8000] [--steps=5] [--profile_configs=l7_c128]
+  python -m experiments.bench_train [--configs=cpu,l7_c128,l7_c128_bf16,drop75_l10_c512,keysynth]
+      [--batch=8] [--samples=8000] [--steps=5] [--profile_configs=l7_c128,l7_c128_bf16]
 
 Runs the real `train.train_step` (jit + pmap over the local devices, donated state) on synthetic
 batches of the dataset's shapes (frames 32x208, 40 frames per clip), so it needs no dataset.
 Each row's GFLOP/s is set against the fp32 matmul peak measured in the same process
 (`experiments.peak`). FLOPs of a step: XLA's cost analysis of the loss's forward + backward pass
 (`jax.value_and_grad`) on the whole global batch, multiply-adds x 2; the optimizer update
-(a few FLOPs per parameter) is left out.
+(a few FLOPs per parameter) is left out. A config name ending in "_bf16" runs the WaveNet's
+products with bfloat16 operands and float32 sums (`wavenet.dtype`, models/precision.py); its
+row is set against the fp32 peak (the issue's yardstick, so it can pass 100%) and against the
+bf16 peak measured the same way.
 For each WaveNet config in --profile_configs a second table says where a step's time goes
 (`experiments.op_profile`: the loss's forward + backward traced op by op, grouped by the part of
 the model each op came from, matrix products apart from the other ops).
@@ -31,17 +34,32 @@ from absl import app, flags
 
 from deepsynth_jax import console, models, train
 from experiments import op_profile, peak
-from experiments.configs import cpu, keysynth_cpu, table1
+from experiments.configs import cpu, keysynth_cpu, table1, vocoder_gain512_level_cpu
 
 FLAGS = flags.FLAGS
 
 
+BFLOAT16_SUFFIX = "_bf16"
+
+
 def config_for(name: str) -> ml_collections.ConfigDict:
-  """The config a --configs name stands for."""
+  """The config a --configs name stands for; a WaveNet name ending in "_bf16" is that config
+  with bfloat16 products (`wavenet.dtype`, models/precision.py)."""
+  if name.endswith(BFLOAT16_SUFFIX):
+    config = config_for(name[: -len(BFLOAT16_SUFFIX)])
+    if config.model not in ("wavenet", "vocoder"):
+      raise ValueError(f"{name}: {BFLOAT16_SUFFIX} applies to WaveNet configs only (wavenet, "
+                       f"vocoder)")
+    config.wavenet.dtype = "bfloat16"
+    return config
   if name == "cpu":
     return cpu.get_config()
   if name == "keysynth":
     return keysynth_cpu.get_config()
+  if name == "vocoder":  # the shipped models/demo_vocoder's second stage, from fresh parameters
+    config = vocoder_gain512_level_cpu.get_config()
+    config.init_from = ""  # (its first stage's run; speed does not depend on the values)
+    return config
   if name.startswith("l") and "_c" in name:
     config = cpu.get_config()
     layers, channels = name[1:].split("_c")
@@ -134,6 +152,8 @@ def bench(name: str) -> dict:
   seconds = (time.perf_counter() - start) / FLAGS.steps
   return {"config": name, "model": config.model,
           "layers x channels": peak.model_size(generator.module),
+          "products": (config.wavenet.get("dtype", "float32")
+                       if config.model in ("wavenet", "vocoder") else "float32"),
           "s/step": seconds, "samples/s": FLAGS.batch * FLAGS.samples / seconds,
           "flop/s": None if flops is None else flops / seconds}
 
@@ -144,20 +164,26 @@ def main(argv):
     if config_for(name).model != "wavenet":
       raise app.UsageError(f"--profile_configs: {name} is not a WaveNet config")
   peak_flops = peak.matmul_peak()
+  low_precision = any(name.endswith(BFLOAT16_SUFFIX) for name in FLAGS.configs)
+  bf16_peak = peak.matmul_peak(dtype=jax.numpy.bfloat16) if low_precision else None
   print(f"# Training throughput: batch {FLAGS.batch} x {FLAGS.samples} samples, "
         f"{jax.local_device_count()} x {jax.devices()[0].platform}, {platform.processor() or ''} "
         f"jax {jax.__version__}, malloc: {console.memory_allocator()}")
   print(peak.peak_line(peak_flops))
+  if bf16_peak is not None:
+    print(peak.peak_line(bf16_peak, dtype="bf16 (float32 sums)"))
   print("# GFLOP/s: XLA cost analysis of the loss's forward + backward (optimizer update left "
-        "out) / s per step")
-  print("| config | model | layers x channels | s/step | samples/s | GFLOP/s | of peak |")
-  print("|---|---|---|---:|---:|---:|---:|")
+        "out) / s per step; 'of peak' is of the fp32 peak for every row")
+  print("| config | model | layers x channels | products | s/step | samples/s | GFLOP/s | "
+        "of peak | of bf16 peak |")
+  print("|---|---|---|---|---:|---:|---:|---:|---:|")
   for name in FLAGS.configs:
     r = bench(name)
     gflops = "-" if r["flop/s"] is None else f"{r['flop/s'] / 1e9:,.1f}"
-    print(f"| {r['config']} | {r['model']} | {r['layers x channels']} | {r['s/step']:.3f} | "
-          f"{r['samples/s']:,.0f} | {gflops} | {peak.fraction(r['flop/s'], peak_flops)} |",
-          flush=True)
+    of_bf16 = (peak.fraction(r["flop/s"], bf16_peak) if r["products"] == "bfloat16" else "-")
+    print(f"| {r['config']} | {r['model']} | {r['layers x channels']} | {r['products']} | "
+          f"{r['s/step']:.3f} | {r['samples/s']:,.0f} | {gflops} | "
+          f"{peak.fraction(r['flop/s'], peak_flops)} | {of_bf16} |", flush=True)
   for name in FLAGS.profile_configs:
     op_profile.print_profile(
         profile(name), f"Where a {name} training step's time goes (loss forward + backward, "
@@ -167,15 +193,19 @@ def main(argv):
 def _define_flags() -> None:
   """Only the binary defines flags: tests import this module beside other binaries' modules,
   and absl refuses a flag name defined twice in one process (tests/test_imports.py)."""
-  flags.DEFINE_list("configs", ["cpu", "l7_c128", "drop75_l7_c256", "drop75_l10_c512", "keysynth"],
+  flags.DEFINE_list("configs", ["cpu", "l7_c128", "l7_c128_bf16", "drop75_l7_c256",
+                                "drop75_l10_c512", "keysynth", "vocoder", "vocoder_bf16"],
                     "cpu, lL_cC (a WaveNet of L layers x C channels, CPU encoder), keysynth "
-                    "(configs/keysynth_cpu.py), or a Table 1 setting name.")
+                    "(configs/keysynth_cpu.py), vocoder (configs/vocoder_gain512_level_cpu.py, "
+                    "the shipped vocoder's), or a Table 1 setting name; a WaveNet or vocoder "
+                    "name + '_bf16': with bfloat16 products (wavenet.dtype).")
   flags.DEFINE_integer("batch", 8, "Global batch (examples).")
   flags.DEFINE_integer("samples", 8000, "Audio samples per example.")
   flags.DEFINE_integer("steps", 5, "Timed steps (after 2 warm-up steps).")
   flags.DEFINE_integer("frames", 40, "Frames per clip.")
-  flags.DEFINE_list("profile_configs", ["l7_c128"], "WaveNet configs (of --configs' names) whose "
-                    "training step is profiled op by op after the table.")
+  flags.DEFINE_list("profile_configs", ["l7_c128", "l7_c128_bf16"],
+                    "WaveNet configs (of --configs' names) whose training step is profiled op by "
+                    "op after the table.")
 
 
 if __name__ == "__main__":

@@ -9,8 +9,13 @@ separately for matrix products (dots, convolutions) and everything else (element
 copies, reductions). Ops without a source (XLA-made, e.g. a layout copy or a gradient's index
 array) form their own group.
 
-The op times of one run need not add up to its wall time: the gap is time outside the ops
-(allocation, page faults, the runtime's scheduling), which `Profile.wall_ms` shows beside them.
+The op times of one run need not add up to its wall time, either way: XLA's CPU runtime runs
+independent ops on two threads at once, and spends time outside the ops (allocation, page faults,
+scheduling); `Profile.wall_ms` stands beside them. A product that XLA leaves as a bare `dot` or
+`convolution` instruction (not inside a fusion: on a CPU, e.g. a weight gradient contracting the
+rows of both operands) runs on Eigen's thread pool after its traced event has ended (measured: a
+64,000 x 256 x 128 weight gradient traced as 0.26 ms of a 95 ms run), so its time is not in the
+trace: such products form their own rows, with their FLOPs and no time ("untimed").
 """
 
 from __future__ import annotations
@@ -27,7 +32,7 @@ import statistics
 import tempfile
 import time
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 import jax
 
@@ -39,9 +44,23 @@ _COMPUTATION = re.compile(r"^(%[\w.\-]+) \(.*?\{\n(.*?)\n\}", re.M | re.S)
 _SHAPE = re.compile(r"%([\w.\-]+) = \w+\[([\d,]*)\]")
 
 
+PRODUCTS = "matrix products"
+UNTIMED_PRODUCTS = "matrix products, untimed (bare dot: time not in the trace)"
+OTHER_OPS = "other ops"
+
+
+class Instruction(NamedTuple):
+  """One instruction of a compiled program's entry computation."""
+
+  source: str         # its `op_name` metadata, or "" (XLA-made)
+  flops: float        # multiply-adds x 2 of the products it holds
+  untimed: bool       # a bare dot or convolution: its trace event does not hold its work
+
+
 @dataclasses.dataclass(frozen=True)
 class Row:
-  """One group's ops of one kind: `kind` is "matrix products" or "other ops"."""
+  """One group's ops of one kind: `kind` is PRODUCTS, UNTIMED_PRODUCTS or OTHER_OPS (for
+  UNTIMED_PRODUCTS `ms` is the traced time, not the work's)."""
 
   group: str
   kind: str
@@ -83,8 +102,8 @@ def _flops(body: str, shapes: dict[str, list[int]]) -> float:
   return total
 
 
-def instructions(hlo: str) -> dict[str, tuple[str, float]]:
-  """The entry computation's instructions: name -> (source `op_name` or "", FLOPs)."""
+def instructions(hlo: str) -> dict[str, Instruction]:
+  """The entry computation's instructions by name."""
   shapes = {m.group(1): _dims(m.group(2)) for m in _SHAPE.finditer(hlo)}
   bodies = {m.group(1): m.group(2) for m in _COMPUTATION.finditer(hlo)}
   entry = hlo[hlo.index("\nENTRY"):]
@@ -96,7 +115,8 @@ def instructions(hlo: str) -> dict[str, tuple[str, float]]:
     source = re.search(r'op_name="([^"]+)"', line)
     called = re.search(r"calls=(%[\w.\-]+)", line)
     flops = _flops(bodies.get(called.group(1), "") if called else line, shapes)
-    out[m.group(1)] = (source.group(1) if source else "", flops)
+    out[m.group(1)] = Instruction(source.group(1) if source else "", flops,
+                                  m.group(3) in ("dot", "convolution"))
   return out
 
 
@@ -149,19 +169,22 @@ def profile_ops(fn: Callable[..., Any], args: Sequence[Any],
       profiler_log.setLevel(level)
     traced = _traced_op_us(trace_dir)
   labels = [label for label, _ in groups] + [OTHER, NO_SOURCE]
-  sums = {(label, kind): [0.0, 0.0] for label in labels
-          for kind in ("matrix products", "other ops")}
+  sums = {(label, kind): [0.0, 0.0, 0] for label in labels
+          for kind in (PRODUCTS, UNTIMED_PRODUCTS, OTHER_OPS)}
   for name, us in traced.items():
     if name not in table:  # runtime events (executor, waits), not ops of the program
       continue
-    source, flops = table[name]
-    label = next((g for g, pattern in groups if re.search(pattern, source)),
-                 OTHER if source else NO_SOURCE)
-    entry = sums[(label, "matrix products" if flops > 0 else "other ops")]
+    op = table[name]
+    label = next((g for g, pattern in groups if re.search(pattern, op.source)),
+                 OTHER if op.source else NO_SOURCE)
+    kind = ((UNTIMED_PRODUCTS if op.untimed else PRODUCTS) if op.flops > 0 else OTHER_OPS)
+    entry = sums[(label, kind)]
     entry[0] += us / 1e3
-    entry[1] += flops / 1e9
-  rows = [Row(label, kind, ms, gflop) for (label, kind), (ms, gflop) in sums.items() if ms > 0]
-  return Profile(rows=rows, op_ms=sum(r.ms for r in rows),
+    entry[1] += op.flops / 1e9
+    entry[2] += 1
+  rows = [Row(label, kind, ms, gflop) for (label, kind), (ms, gflop, count) in sums.items()
+          if count]
+  return Profile(rows=rows, op_ms=sum(r.ms for r in rows if r.kind != UNTIMED_PRODUCTS),
                  wall_ms=1e3 * statistics.median(walls))
 
 
@@ -172,9 +195,12 @@ def print_profile(profile: Profile, title: str) -> None:
   print("|---|---|---:|---:|---:|---:|")
   for r in profile.rows:
     gflop = f"{r.gflop:.1f}" if r.gflop else "-"
+    if r.kind == UNTIMED_PRODUCTS:
+      print(f"| {r.group} | {r.kind} | - | - | {gflop} | - |")
+      continue
     rate = f"{r.gflop_per_s:.1f}" if r.gflop else "-"
     print(f"| {r.group} | {r.kind} | {r.ms:.0f} | {r.ms / profile.op_ms:.1%} | {gflop} | "
           f"{rate} |")
-  print(f"| all ops | | {profile.op_ms:.0f} | 100% | "
-        f"{sum(r.gflop for r in profile.rows):.1f} | |")
+  print(f"| all timed ops | | {profile.op_ms:.0f} | 100% | "
+        f"{sum(r.gflop for r in profile.rows if r.kind != UNTIMED_PRODUCTS):.1f} | |")
   print(f"| wall time of a run (median) | | {profile.wall_ms:.0f} | | | |")

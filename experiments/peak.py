@@ -24,15 +24,16 @@ import numpy as np
 PEAK_SIZE = 2048
 
 
-def matmul_peak(n: int = PEAK_SIZE, repeats: int = 7) -> float:
-  """FLOP/s of a jitted n x n fp32 `jnp.dot`: median of `repeats` runs after 2 warm-up runs.
+def matmul_peak(n: int = PEAK_SIZE, repeats: int = 7, dtype: Any = jnp.float32) -> float:
+  """FLOP/s of a jitted n x n `jnp.dot`: median of `repeats` runs after 2 warm-up runs.
 
-  FLOPs per run: 2 n^3 (n^3 multiply-adds).
+  dtype: the operands' (float32, or bfloat16 with float32 sums, as models/precision.py's
+  products). FLOPs per run: 2 n^3 (n^3 multiply-adds).
   """
   rng = np.random.default_rng(0)
-  a = jnp.asarray(rng.standard_normal((n, n), np.float32))
-  b = jnp.asarray(rng.standard_normal((n, n), np.float32))
-  dot = jax.jit(jnp.dot)
+  a = jnp.asarray(rng.standard_normal((n, n), np.float32), dtype)
+  b = jnp.asarray(rng.standard_normal((n, n), np.float32), dtype)
+  dot = jax.jit(lambda a, b: jnp.dot(a, b, preferred_element_type=jnp.float32))
   return 2.0 * n ** 3 / statistics.median(_run_seconds(lambda: dot(a, b), repeats, warmup=2))
 
 
@@ -65,9 +66,9 @@ def _run_seconds(fn: Callable[[], jax.Array], repeats: int, warmup: int) -> list
   return seconds
 
 
-def peak_line(peak: float, n: int = PEAK_SIZE) -> str:
+def peak_line(peak: float, n: int = PEAK_SIZE, dtype: str = "fp32") -> str:
   """One line stating the peak, for a benchmark's header."""
-  return (f"# fp32 matmul peak, measured in this process: {peak / 1e9:,.1f} GFLOP/s "
+  return (f"# {dtype} matmul peak, measured in this process: {peak / 1e9:,.1f} GFLOP/s "
           f"(jitted {n} x {n} jnp.dot on {jax.devices()[0].platform}, median of 7 after warm-up, "
           f"2 n^3 FLOPs)")
 
@@ -102,7 +103,10 @@ def fraction(flops_per_second: float | None, peak: float) -> str:
 
 
 def model_size(module: Any) -> str:
-  """'layers x channels' of a model's main stack, read from its Flax module's fields."""
+  """'layers x channels' of a model's main stack, read from its Flax module's fields (a
+  vocoder's: its WaveNet's)."""
+  if hasattr(module, "wavenet") and hasattr(module, "keysynth"):
+    return f"{model_size(module.wavenet)} (WaveNet on a KeySynth)"
   for layers, channels, what in (("num_layers", "channels", ""),
                                  ("envelope_layers", "envelope_hidden", " (envelope MLP)")):
     if hasattr(module, layers) and hasattr(module, channels):

@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 
 from deepsynth_jax import models
-from experiments import bench_train
+from experiments import bench_train, peak
 
 
-@pytest.mark.parametrize("name", ["cpu", "l7_c128", "drop75_l7_c128", "keysynth"])
+@pytest.mark.parametrize("name", ["cpu", "l7_c128", "drop75_l7_c128", "keysynth", "vocoder"])
 def test_synthetic_batch_has_every_field_the_model_reads(name):
   generator = models.build_generator(bench_train.config_for(name))
   batch = bench_train.synthetic_batch(2, 512, 4, np.random.default_rng(0))
@@ -26,3 +26,16 @@ def test_the_keysynth_loss_traces_on_a_synthetic_batch():
   keys = models.example_keys(jax.random.key(1), 0, batch["example_id"])
   loss, _ = jax.eval_shape(lambda p: generator.loss(p, batch, train=True, keys=keys), params)
   assert loss.shape == () and loss.dtype == np.float32
+
+
+def test_bf16_names_are_wavenet_configs_with_bfloat16_products():
+  assert bench_train.config_for("l7_c128_bf16").wavenet.dtype == "bfloat16"
+  assert bench_train.config_for("l7_c128").wavenet.dtype == "float32"
+  with pytest.raises(ValueError, match="WaveNet"):
+    bench_train.config_for("keysynth_bf16")
+
+
+def test_model_sizes_name_the_main_stack():
+  size = lambda name: peak.model_size(models.build_generator(bench_train.config_for(name)).module)
+  assert size("l7_c128") == "7 x 128"
+  assert size("vocoder") == "10 x 48 (WaveNet on a KeySynth)"

@@ -22,10 +22,11 @@ def test_a_matmul_and_an_elementwise_op_land_in_their_groups_with_their_flops():
   profile = op_profile.profile_ops(fn, (a, b), (("product", r"product"), ("squash", r"squash")),
                                    repeats=1)
   rows = {(r.group, r.kind): r for r in profile.rows}
-  product = rows[("product", "matrix products")]
+  product = rows[("product", op_profile.PRODUCTS)]
   assert product.gflop == 2 * 256 * 128 * 64 / 1e9  # multiply-adds x 2
   assert product.ms > 0 and product.gflop_per_s > 0
-  assert rows[("squash", "other ops")].gflop == 0 and rows[("squash", "other ops")].ms > 0
+  squash = rows[("squash", op_profile.OTHER_OPS)]
+  assert squash.gflop == 0 and squash.ms > 0
   assert abs(sum(r.ms for r in profile.rows) - profile.op_ms) < 1e-9
   assert profile.wall_ms > 0
 
@@ -50,6 +51,22 @@ calls=%fused_computation.1, metadata={op_name="jit(f)/dot_general"}
 }
 """
   table = op_profile.instructions(hlo)
-  assert table["ynn_fusion.1"] == ("jit(f)/dot_general", 2.0 * 10 * 30 * 20)
-  assert table["conv.2"] == ("jit(f)/conv_general_dilated", 2.0 * (2 * 8 * 8 * 4) * (3 * 3 * 3))
-  assert table["a"] == ("", 0.0)
+  assert table["ynn_fusion.1"] == ("jit(f)/dot_general", 2.0 * 10 * 30 * 20, False)
+  assert table["conv.2"] == ("jit(f)/conv_general_dilated", 2.0 * (2 * 8 * 8 * 4) * (3 * 3 * 3),
+                             True)  # a bare convolution: Eigen's, not in the trace
+  assert table["a"] == ("", 0.0, False)
+
+
+def test_a_bare_dot_is_counted_but_not_timed():
+  """A weight gradient (rows contracted in both operands) stays a bare `dot` on a CPU, whose
+  trace event ends before its work; its FLOPs are reported, its time is not taken as known."""
+  x = jnp.ones((4000, 64), jnp.float32)
+  g = jnp.ones((4000, 32), jnp.float32)
+  profile = op_profile.profile_ops(lambda x, g: jnp.einsum("ti,tf->if", x, g), (x, g),
+                                   (("gradient", r"ti,tf"),), repeats=1)
+  if jax.default_backend() != "cpu":
+    return
+  (row,) = profile.rows
+  assert row.kind == op_profile.UNTIMED_PRODUCTS
+  assert row.gflop == 2 * 4000 * 64 * 32 / 1e9
+  assert profile.op_ms == 0.0

@@ -371,8 +371,15 @@ class KeySynth(nn.Module):
     (B, n, 88) (`onset_grid` > 0): every partial of a key starts each note at its learned
     `partial_phase` and advances at its detuned frequency, as a sampled piano's note does
     whenever it is struck. No gradient reaches the ages."""
+    # Each partial's key's age, as a product with the (88, M) one-hot of the partials' keys
+    # (exact: one term per sum; HIGHEST keeps an accelerator from rounding the ages). XLA's CPU
+    # gather `key_age[..., key_of]` wrote its output transposed, and each of the synthesis' four
+    # fusions that read it re-read it across the grain: 2x the time of a sparse 5 s clip on an
+    # Intel Xeon (bench_sampler --configs=parallel: 141-188x -> 253-329x real time at batch 1).
     key_of = oscillator_bank(self.sample_rate, self.num_harmonics)[1]
-    age = jax.lax.stop_gradient(key_age)[..., key_of]                       # (B, n, M)
+    partial_key = jnp.asarray(np.eye(NUM_KEYS, dtype=np.float32)[:, key_of])   # (88, M)
+    age = jnp.matmul(jax.lax.stop_gradient(key_age), partial_key,
+                     precision=jax.lax.Precision.HIGHEST)                       # (B, n, M)
     omega = jnp.asarray(self._omega(), jnp.float32) + DETUNE_SCALE * self.partial_detune
     # Reduced in cycles with floor: XLA's float mod costs 20x as much on CPU (bench_sampler).
     cycles = age * (omega / (2 * np.pi))

@@ -58,7 +58,7 @@ import optax
 
 from deepsynth_jax import audio as audio_lib
 from deepsynth_jax.audio import NUM_BUCKETS, NUM_TOKENS, audio_input_tokens
-from deepsynth_jax.models import autoregressive
+from deepsynth_jax.models import autoregressive, precision
 from deepsynth_jax.models.frame_encoder import (
   FrameConditioning,
   FrameEncoder,
@@ -70,11 +70,6 @@ Array = jax.Array
 State = dict[str, Any]
 
 
-def _shift_right(x: Array, distance: int) -> Array:
-  """(B, T, C) -> x delayed by `distance` samples along T, zeros shifted in."""
-  return jnp.pad(x, ((0, 0), (distance, 0), (0, 0)))[:, : x.shape[1]]
-
-
 class CausalConv(nn.Module):
   """Kernel-2 dilated causal convolution: y_t = W0 x_{t-d} + W1 x_t + b.
 
@@ -84,6 +79,7 @@ class CausalConv(nn.Module):
   in_features: int
   features: int
   dilation: int
+  dtype: Any = jnp.float32
 
   def setup(self):
     self.kernel = self.param("kernel", nn.initializers.lecun_normal(),
@@ -92,11 +88,12 @@ class CausalConv(nn.Module):
 
   def __call__(self, x: Array) -> Array:
     """(B, T, in) -> (B, T, features)."""
-    return self.step(_shift_right(x, self.dilation), x)
+    return self.step(precision.shift_right(x, self.dilation), x)
 
   def step(self, x_past: Array, x_now: Array) -> Array:
     """x_{t-d}, x_t (..., in) -> y_t (..., features)."""
-    return jnp.concatenate([x_past, x_now], axis=-1) @ self.kernel + self.bias
+    inputs = jnp.concatenate([x_past, x_now], axis=-1)
+    return precision.matmul(inputs, self.kernel, self.dtype) + self.bias
 
   def with_extra_inputs(self, x: Array, extra: Array, extra_kernel: Array) -> Array:
     """`__call__(x)` + extra @ extra_kernel, per example, as one matmul.
@@ -109,10 +106,8 @@ class CausalConv(nn.Module):
     Returns:
       (B, T, features).
     """
-    inputs = jnp.concatenate([_shift_right(x, self.dilation), x, extra], axis=-1)
-    kernel = jnp.concatenate(
-        [jnp.broadcast_to(self.kernel, (x.shape[0], *self.kernel.shape)), extra_kernel], axis=1)
-    return jnp.einsum("bti,bif->btf", inputs, kernel) + self.bias
+    return precision.causal_conv(x, self.dilation, self.kernel, extra, extra_kernel,
+                                 self.dtype) + self.bias
 
 
 class WaveNet(nn.Module):
@@ -166,6 +161,7 @@ class WaveNet(nn.Module):
   anchor_block: int = 64
   anchor_level_gain: bool = False
   anchor_mean: str = "gain"
+  dtype: Any = jnp.float32
 
   @property
   def log_bucket_widths(self) -> np.ndarray | None:
@@ -187,8 +183,8 @@ class WaveNet(nn.Module):
                                 self.encoder_features, self.encoder_input_pool)
     self.conditioning = FrameConditioning(self.cond_features, self.use_previous_frame)
     self.embed = nn.Embed(NUM_TOKENS, c)
-    self.input_conv = CausalConv(c, c, 1)
-    self.layer_convs = [CausalConv(c, gate, d) for d in self.dilations]
+    self.input_conv = CausalConv(c, c, 1, dtype=self.dtype)
+    self.layer_convs = [CausalConv(c, gate, d, dtype=self.dtype) for d in self.dilations]
     # All layers' conditioning projections as one matmul, computed once per frame.
     self.cond_proj = nn.Dense(self.num_layers * gate)
     if self.use_frame_age:
@@ -197,8 +193,8 @@ class WaveNet(nn.Module):
     if self.use_sample_cond:
       # All layers' per-sample projections as one matmul, computed once per sample.
       self.sample_proj = nn.Dense(self.num_layers * gate)
-    self.layer_outs = [nn.Dense(c + self.skip_channels) for _ in self.dilations]
-    self.head_hidden = nn.Dense(c)
+    self.layer_outs = [precision.Dense(c + self.skip_channels, self.dtype) for _ in self.dilations]
+    self.head_hidden = precision.Dense(c, self.dtype)
     if self.anchored_output:
       if not self.use_sample_cond:
         raise ValueError("anchored_output needs use_sample_cond (the anchor is "
@@ -217,7 +213,7 @@ class WaveNet(nn.Module):
       self.width_hidden = nn.Dense(ANCHOR_WIDTH_HIDDEN)  # width, from the features alone
       self.width_out = nn.Dense(1)
     else:
-      self.head_out = nn.Dense(NUM_BUCKETS)
+      self.head_out = precision.Dense(NUM_BUCKETS, self.dtype)
 
   # ---- conditioning -------------------------------------------------------------------------
 
@@ -534,7 +530,8 @@ def wavenet_from_config(config: ml_collections.ConfigDict, sample_rate: int, *, 
                  num_age_features=config.conditioning.num_age_features,
                  sample_rate=sample_rate, use_sample_cond=use_sample_cond,
                  anchored_output=anchored_output, anchor_block=anchor_block,
-                 anchor_level_gain=anchor_level_gain, anchor_mean=anchor_mean)
+                 anchor_level_gain=anchor_level_gain, anchor_mean=anchor_mean,
+                 dtype=precision.compute_dtype(c.get("dtype", "float32")))
 
 
 class WaveNetGenerator(Generator):

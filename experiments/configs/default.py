@@ -43,6 +43,10 @@ def get_config() -> ml_collections.ConfigDict:
   config.wavenet.skip_channels = 512
   # Probability of replacing each teacher-forced audio input by "no audio" (training only).
   config.wavenet.audio_dropout = 0.75
+  # Precision of the WaveNet's matrix products (models/precision.py): "float32", or "bfloat16"
+  # (operands rounded to bfloat16, float32 sums, parameters and activations: what TPUs do with
+  # float32 products by default; 1.8x faster training on a CPU with AMX, see README Speed).
+  config.wavenet.dtype = "float32"
 
   config.keysynth = ml_collections.ConfigDict()
   # KeySynth (model="keysynth") reads the keys off each frame with its own small
