@@ -141,6 +141,19 @@ def oscillator_bank(sample_rate: int, num_harmonics: int) -> tuple[np.ndarray, n
   return freqs[keep], key_of[keep], number[keep]
 
 
+def per_partial(per_key: jax.Array, key_of: np.ndarray) -> jax.Array:
+  """float32 (..., 88) values of the keys -> (..., M) each partial's key's value (`key_of` (M,)
+  from `oscillator_bank`), exactly (integers to 2^24, e.g. ages in samples, stay integers).
+
+  A product with the (88, M) one-hot of the partials' keys: one term per sum, and HIGHEST keeps
+  an accelerator from rounding the operands. XLA's CPU gather `per_key[..., key_of]` wrote its
+  output transposed, and each of the synthesis' four fusions that read the note phases re-read
+  it across the grain: half the speed of a sparse 5 s clip on an Intel Xeon (`bench_sampler
+  --configs=parallel`, batch 1: 141-188x real time with the gather, 253-329x with this)."""
+  one_hot = jnp.asarray(np.eye(NUM_KEYS, dtype=np.float32)[:, key_of])
+  return jnp.matmul(per_key, one_hot, precision=jax.lax.Precision.HIGHEST)
+
+
 def partial_frequencies(sample_rate: int, num_harmonics: int) -> np.ndarray:
   """Frequencies in Hz (M,) of the oscillator bank (see `oscillator_bank`)."""
   return oscillator_bank(sample_rate, num_harmonics)[0]
@@ -371,15 +384,8 @@ class KeySynth(nn.Module):
     (B, n, 88) (`onset_grid` > 0): every partial of a key starts each note at its learned
     `partial_phase` and advances at its detuned frequency, as a sampled piano's note does
     whenever it is struck. No gradient reaches the ages."""
-    # Each partial's key's age, as a product with the (88, M) one-hot of the partials' keys
-    # (exact: one term per sum; HIGHEST keeps an accelerator from rounding the ages). XLA's CPU
-    # gather `key_age[..., key_of]` wrote its output transposed, and each of the synthesis' four
-    # fusions that read it re-read it across the grain: 2x the time of a sparse 5 s clip on an
-    # Intel Xeon (bench_sampler --configs=parallel: 141-188x -> 253-329x real time at batch 1).
     key_of = oscillator_bank(self.sample_rate, self.num_harmonics)[1]
-    partial_key = jnp.asarray(np.eye(NUM_KEYS, dtype=np.float32)[:, key_of])   # (88, M)
-    age = jnp.matmul(jax.lax.stop_gradient(key_age), partial_key,
-                     precision=jax.lax.Precision.HIGHEST)                       # (B, n, M)
+    age = per_partial(jax.lax.stop_gradient(key_age), key_of)               # (B, n, M)
     omega = jnp.asarray(self._omega(), jnp.float32) + DETUNE_SCALE * self.partial_detune
     # Reduced in cycles with floor: XLA's float mod costs 20x as much on CPU (bench_sampler).
     cycles = age * (omega / (2 * np.pi))
