@@ -9,7 +9,9 @@ current at or before t.
 Two ways to run the same parameters:
 - `__call__`: the whole sequence in parallel (teacher forcing: training, teacher-forced loss).
 - `step`: one sample, with a queue per layer holding its last `dilation` inputs (the sampler).
-The two agree to float32 rounding; `tests/test_wavenet.py` checks it.
+The two agree to float32 rounding; `tests/test_wavenet.py` checks it. With `dtype` bfloat16 every
+product rounds its operands to bfloat16 (sums and everything else float32; models/precision.py):
+faster training on hardware with bf16 products, the same parameters.
 
 Optional local conditioning (`use_sample_cond`): per-sample features `sample_cond` float32
 (B, T, D), projected to every layer's gate like the frame conditioning but indexed by sample rather
@@ -140,6 +142,8 @@ class WaveNet(nn.Module):
     anchor_mean: "gain" (mean = gain x anchor, the gain held per block) or "residual" (mean =
       anchor + width x the stack's residual at every sample; parameters "residual_out" instead of
       "anchor_out"); module docstring.
+    dtype: precision of the stack's products: float32, or bfloat16 operands with float32 sums
+      (`precision.matmul`; the frame encoder and the conditioning projections stay float32).
   """
 
   num_layers: int = 10

@@ -45,7 +45,7 @@ def get_config() -> ml_collections.ConfigDict:
   config.wavenet.audio_dropout = 0.75
   # Precision of the WaveNet's matrix products (models/precision.py): "float32", or "bfloat16"
   # (operands rounded to bfloat16, float32 sums, parameters and activations: what TPUs do with
-  # float32 products by default; 1.8x faster training on a CPU with AMX, see README Speed).
+  # float32 products by default; 1.3-1.8x faster training on a CPU with AMX, README "Speed").
   config.wavenet.dtype = "float32"
 
   config.keysynth = ml_collections.ConfigDict()
