@@ -133,9 +133,33 @@ def profile(name: str) -> op_profile.Profile:
   return op_profile.profile_ops(_loss_and_grad(generator), (state.params, batch), WAVENET_PARTS)
 
 
+# A config whose step XLA estimates at more than this fraction of the memory available is not
+# run: the kernel's OOM killer would end the whole benchmark (10 x 512 at batch 8 x 8,000 needs
+# ~16 GiB by the estimate and was killed on a 24 GiB machine after the smaller configs had run;
+# the runtime's own buffers and the allocator's caches come on top of the estimate).
+MEMORY_FRACTION = 0.6
+
+
+def too_big(needed: float | None, available: float | None) -> str | None:
+  """Why a step needing `needed` bytes is not run with `available` bytes free, or None (run it;
+  also when either is unknown)."""
+  if needed is None or available is None or needed <= MEMORY_FRACTION * available:
+    return None
+  return (f"not run: its step needs ~{needed / 2**30:.1f} GiB (XLA's estimate), "
+          f"{available / 2**30:.1f} GiB available; use a smaller --batch or --samples")
+
+
 def bench(name: str) -> dict:
   config, generator, batch, state = _setup(name)
   devices = jax.local_device_count()
+  row = {"config": name, "model": config.model,
+         "layers x channels": peak.model_size(generator.module),
+         "products": (config.wavenet.get("dtype", "float32")
+                      if config.model in ("wavenet", "vocoder") else "float32")}
+  why_not = too_big(peak.compiled_memory(_loss_and_grad(generator), state.params, batch),
+                    peak.available_memory())
+  if why_not:
+    return {**row, "skipped": why_not}
   flops = step_flops(generator, state.params, batch)
   _, schedule = train.create_optimizer(config, 1000)
   step = jax.pmap(functools.partial(train.train_step, generator=generator, config=config,
@@ -150,11 +174,7 @@ def bench(name: str) -> dict:
     state, metrics = step(state, sharded)
   jax.block_until_ready(metrics)
   seconds = (time.perf_counter() - start) / FLAGS.steps
-  return {"config": name, "model": config.model,
-          "layers x channels": peak.model_size(generator.module),
-          "products": (config.wavenet.get("dtype", "float32")
-                       if config.model in ("wavenet", "vocoder") else "float32"),
-          "s/step": seconds, "samples/s": FLAGS.batch * FLAGS.samples / seconds,
+  return {**row, "s/step": seconds, "samples/s": FLAGS.batch * FLAGS.samples / seconds,
           "flop/s": None if flops is None else flops / seconds}
 
 
@@ -179,6 +199,10 @@ def main(argv):
   print("|---|---|---|---|---:|---:|---:|---:|---:|")
   for name in FLAGS.configs:
     r = bench(name)
+    if "skipped" in r:
+      print(f"| {r['config']} | {r['model']} | {r['layers x channels']} | {r['products']} | "
+            f"{r['skipped']} | - | - | - | - |", flush=True)
+      continue
     gflops = "-" if r["flop/s"] is None else f"{r['flop/s'] / 1e9:,.1f}"
     of_bf16 = (peak.fraction(r["flop/s"], bf16_peak) if r["products"] == "bfloat16" else "-")
     print(f"| {r['config']} | {r['model']} | {r['layers x channels']} | {r['products']} | "

@@ -87,6 +87,29 @@ def compiled_bytes(fn: Callable[..., Any], *args: Any) -> float | None:
   return _cost(fn, args, "bytes accessed")
 
 
+def compiled_memory(fn: Callable[..., Any], *args: Any) -> float | None:
+  """Bytes one call of `jax.jit(fn)(*args)` holds at its peak by XLA's estimate (arguments,
+  outputs and temporaries, `memory_analysis()`), or None if not reported."""
+  stats = jax.jit(fn).lower(*args).compile().memory_analysis()
+  if stats is None:
+    return None
+  return float(stats.argument_size_in_bytes + stats.output_size_in_bytes
+               + stats.temp_size_in_bytes - stats.alias_size_in_bytes)
+
+
+def available_memory() -> float | None:
+  """Bytes of memory available to a new allocation now (Linux's MemAvailable), or None where
+  /proc/meminfo does not say."""
+  try:
+    with open("/proc/meminfo") as f:
+      for line in f:
+        if line.startswith("MemAvailable:"):
+          return float(line.split()[1]) * 1024.0
+  except OSError:
+    return None
+  return None
+
+
 def _cost(fn: Callable[..., Any], args: tuple[Any, ...], key: str) -> float | None:
   analysis = jax.jit(fn).lower(*args).compile().cost_analysis()
   if isinstance(analysis, (list, tuple)):  # older jax: one dict per program

@@ -39,3 +39,19 @@ def test_model_sizes_name_the_main_stack():
   size = lambda name: peak.model_size(models.build_generator(bench_train.config_for(name)).module)
   assert size("l7_c128") == "7 x 128"
   assert size("vocoder") == "10 x 48 (WaveNet on a KeySynth)"
+
+
+def test_a_step_that_would_not_fit_in_memory_is_skipped_with_the_reason():
+  gib = 2.0 ** 30
+  assert bench_train.too_big(2 * gib, 23 * gib) is None
+  assert bench_train.too_big(None, 23 * gib) is None and bench_train.too_big(2 * gib, None) is None
+  reason = bench_train.too_big(16 * gib, 15 * gib)
+  assert "16.0 GiB" in reason and "15.0 GiB available" in reason
+
+
+def test_compiled_memory_counts_arguments_outputs_and_temporaries():
+  x = jax.numpy.ones((256, 256), np.float32)
+  needed = peak.compiled_memory(lambda a: jax.numpy.tanh(a @ a) @ a, x)
+  assert needed is not None and needed >= 2 * x.nbytes  # the argument and the output at least
+  available = peak.available_memory()
+  assert available is None or available > 0
