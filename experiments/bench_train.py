@@ -12,6 +12,8 @@ Each row's GFLOP/s is set against the fp32 matmul peak measured in the same proc
 products with bfloat16 operands and float32 sums (`wavenet.dtype`, models/precision.py); its
 row is set against the fp32 peak (the issue's yardstick, so it can pass 100%) and against the
 bf16 peak measured the same way.
+A step that XLA estimates at more than MEMORY_FRACTION of the memory available is reported, not
+run (the OOM killer would end the whole benchmark).
 For each WaveNet config in --profile_configs a second table says where a step's time goes
 (`experiments.op_profile`: the loss's forward + backward traced op by op, grouped by the part of
 the model each op came from, matrix products apart from the other ops).
