@@ -98,16 +98,21 @@ def compiled_memory(fn: Callable[..., Any], *args: Any) -> float | None:
 
 
 def available_memory() -> float | None:
-  """Bytes of memory available to a new allocation now (Linux's MemAvailable), or None where
-  /proc/meminfo does not say."""
-  try:
-    with open("/proc/meminfo") as f:
-      for line in f:
-        if line.startswith("MemAvailable:"):
-          return float(line.split()[1]) * 1024.0
-  except OSError:
+  """Bytes this process could allocate now: Linux's MemAvailable plus what the process already
+  holds (its resident set: after a benchmark row, mostly buffers its allocator keeps for reuse),
+  or None where /proc does not say."""
+  def kib(path: str, key: str) -> float | None:
+    try:
+      with open(path) as f:
+        for line in f:
+          if line.startswith(key):
+            return float(line.split()[1]) * 1024.0
+    except OSError:
+      return None
     return None
-  return None
+
+  free, held = kib("/proc/meminfo", "MemAvailable:"), kib("/proc/self/status", "VmRSS:")
+  return None if free is None else free + (held or 0.0)
 
 
 def _cost(fn: Callable[..., Any], args: tuple[Any, ...], key: str) -> float | None:
