@@ -104,11 +104,6 @@ def _loss_and_grad(generator: models.Generator) -> Any:
   return loss_and_grad
 
 
-def step_flops(generator: models.Generator, params: Any, batch: dict) -> float | None:
-  """FLOPs of one training step's loss forward + backward on the global batch (XLA count)."""
-  return peak.compiled_flops(_loss_and_grad(generator), params, batch)
-
-
 # The WaveNet's parts, by the module path in each op's source (first match wins).
 WAVENET_PARTS = (
     ("frame encoder and conditioning", r"frame_conditioning"),
@@ -158,11 +153,11 @@ def bench(name: str) -> dict:
          "layers x channels": peak.model_size(generator.module),
          "products": (config.wavenet.get("dtype", "float32")
                       if config.model in ("wavenet", "vocoder") else "float32")}
-  why_not = too_big(peak.compiled_memory(_loss_and_grad(generator), state.params, batch),
-                    peak.available_memory())
+  # One compilation gives the step's FLOPs and its memory estimate.
+  flops, needed = peak.compiled_flops_and_memory(_loss_and_grad(generator), state.params, batch)
+  why_not = too_big(needed, peak.available_memory())
   if why_not:
     return {**row, "skipped": why_not}
-  flops = step_flops(generator, state.params, batch)
   _, schedule = train.create_optimizer(config, 1000)
   step = jax.pmap(functools.partial(train.train_step, generator=generator, config=config,
                                     schedule=schedule), axis_name=train.AXIS, donate_argnums=(0,))

@@ -90,11 +90,14 @@ def compiled_bytes(fn: Callable[..., Any], *args: Any) -> float | None:
 def compiled_memory(fn: Callable[..., Any], *args: Any) -> float | None:
   """Bytes one call of `jax.jit(fn)(*args)` holds at its peak by XLA's estimate (arguments,
   outputs and temporaries, `memory_analysis()`), or None if not reported."""
-  stats = jax.jit(fn).lower(*args).compile().memory_analysis()
-  if stats is None:
-    return None
-  return float(stats.argument_size_in_bytes + stats.output_size_in_bytes
-               + stats.temp_size_in_bytes - stats.alias_size_in_bytes)
+  return _memory(_compile(fn, args))
+
+
+def compiled_flops_and_memory(fn: Callable[..., Any],
+                              *args: Any) -> tuple[float | None, float | None]:
+  """(`compiled_flops`, `compiled_memory`) of `jax.jit(fn)(*args)` from one compilation."""
+  compiled = _compile(fn, args)
+  return _analysis_value(compiled, "flops"), _memory(compiled)
 
 
 def available_memory() -> float | None:
@@ -115,8 +118,24 @@ def available_memory() -> float | None:
   return None if free is None else free + (held or 0.0)
 
 
+def _compile(fn: Callable[..., Any], args: tuple[Any, ...]) -> Any:
+  return jax.jit(fn).lower(*args).compile()
+
+
+def _memory(compiled: Any) -> float | None:
+  stats = compiled.memory_analysis()
+  if stats is None:
+    return None
+  return float(stats.argument_size_in_bytes + stats.output_size_in_bytes
+               + stats.temp_size_in_bytes - stats.alias_size_in_bytes)
+
+
 def _cost(fn: Callable[..., Any], args: tuple[Any, ...], key: str) -> float | None:
-  analysis = jax.jit(fn).lower(*args).compile().cost_analysis()
+  return _analysis_value(_compile(fn, args), key)
+
+
+def _analysis_value(compiled: Any, key: str) -> float | None:
+  analysis = compiled.cost_analysis()
   if isinstance(analysis, (list, tuple)):  # older jax: one dict per program
     analysis = analysis[0] if analysis else None
   value = (analysis or {}).get(key)

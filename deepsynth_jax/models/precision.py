@@ -53,12 +53,12 @@ def _weight_gradient(x: jax.Array, grad: jax.Array) -> jax.Array:
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(2,))
 def _low_precision_matmul(x: jax.Array, kernel: jax.Array, dtype: Any) -> jax.Array:
-  return jnp.matmul(x.astype(dtype), kernel.astype(dtype), preferred_element_type=jnp.float32)
+  return _low_precision_matmul_forward(x, kernel, dtype)[0]
 
 
 def _low_precision_matmul_forward(x, kernel, dtype):
   x, kernel = x.astype(dtype), kernel.astype(dtype)
-  return _low_precision_matmul(x, kernel, dtype), (x, kernel)
+  return jnp.matmul(x, kernel, preferred_element_type=jnp.float32), (x, kernel)
 
 
 def _low_precision_matmul_backward(dtype, residuals, grad):
@@ -101,8 +101,7 @@ def _conv_product(inputs, kernel, extra_kernel):
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(1, 5))
 def _low_precision_causal_conv(x, dilation, kernel, extra, extra_kernel, dtype):
-  return _conv_product(_conv_inputs(x.astype(dtype), dilation, extra.astype(dtype)),
-                       kernel.astype(dtype), extra_kernel.astype(dtype))
+  return _low_precision_causal_conv_forward(x, dilation, kernel, extra, extra_kernel, dtype)[0]
 
 
 def _low_precision_causal_conv_forward(x, dilation, kernel, extra, extra_kernel, dtype):
