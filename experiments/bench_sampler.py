@@ -1,6 +1,7 @@
 r"""Generation speed of the sampler: samples/s, real-time factor, and speed-up over the naive one.
 
-  python -m experiments.bench_sampler [--configs=cpu,l7_c128,l7_c256,l10_c256,l10_c512,parallel]
+  python -m experiments.bench_sampler
+      [--configs=cpu,l7_c128,l7_c128_bf16,l7_c256,l10_c256,l10_c512,parallel]
       [--batch_sizes=1,16,64] [--naive_configs=cpu,l7_c128,l7_c256] [--repeats=2]
       [--clip_seconds=5] [--clip_frames=30,150]
 
@@ -30,15 +31,19 @@ Table 1 encoder and conditioning, i.e. the Table 1 settings without their dropou
 (experiments/configs/keysynth_phase_cpu.py, the shipped default: note-relative phases, the
 instrument plays `keysynth.max_voices` = 16 voices), `parallel_absolute_phases`
 (experiments/configs/keysynth_cpu.py: phases fixed by absolute time, shared by every clip) and
-`parallel_all_keys` (that, with all 88 keys through the instrument, as before voices).
+`parallel_all_keys` (that, with all 88 keys through the instrument, as before voices). A WaveNet
+name + "_bf16" (e.g. `l7_c128_bf16`) samples with bfloat16 operands and float32 sums in every
+WaveNet product (`wavenet.dtype`, models/precision.py; a model trained so generates so); its
+"of peak" is of the fp32 peak, as for every row.
 Reference (../shared/TARGETS.md, this machine kind, 2 cores): a public PyTorch WaveNet generates
 7 x 128 at 955-1,763 samples/s at batch 1 and 8,728-16,918 at batch 16, and 10 x 512 at 110-200;
 our targets are 40,000, 150,000 and 1,500.
 
 FLOPs (multiply-adds x 2) by XLA's cost analysis (`experiments.peak.compiled_flops`): of one
 incremental step of the batch for an autoregressive generator (XLA counts a scan's body once, so
-the scan itself cannot be counted; sampling from the logits is left out), of the whole `generate`
-call for a one-pass generator. GFLOP/s is set against the fp32 matmul peak measured in the same
+the scan itself cannot be counted; sampling from the logits is left out; a "_bf16" row counts its
+float32 twin's step, the same products: `products_twin`), of the whole `generate` call for a
+one-pass generator. GFLOP/s is set against the fp32 matmul peak measured in the same
 process (`experiments.peak.matmul_peak`).
 """
 
@@ -62,10 +67,12 @@ from deepsynth_jax.models import autoregressive
 from experiments import peak
 from experiments.configs import cpu, keysynth_cpu, keysynth_phase_cpu, table1
 
-flags.DEFINE_list("configs", ["cpu", "l7_c128", "l7_c256", "l10_c256", "l10_c512", "parallel"],
+flags.DEFINE_list("configs", ["cpu", "l7_c128", "l7_c128_bf16", "l7_c256", "l10_c256",
+                             "l10_c512", "parallel"],
                   "cpu, lL_cC (L layers x C channels, Table 1 encoder), parallel (the default "
                   "KeySynth; `keysynth` is another name for it), parallel_absolute_phases or "
-                  "parallel_all_keys.")
+                  "parallel_all_keys; a WaveNet name + '_bf16': with bfloat16 products "
+                  "(wavenet.dtype).")
 flags.DEFINE_float("clip_seconds", 5.0, "Clip length of a one-pass (parallel) generator's run.")
 flags.DEFINE_list("clip_frames", ["30", "150"],
                   "Frames per clip for a one-pass generator (30: sparse, 150: 30 fps).")
@@ -87,7 +94,10 @@ PYTORCH = {("l7_c128", 1): "955-1,763", ("l7_c128", 16): "8,728-16,918",
 
 
 def config_for(name: str) -> ml_collections.ConfigDict:
-  """The config a --configs name stands for."""
+  """The config a --configs name stands for; a WaveNet name ending in "_bf16" is that config
+  with bfloat16 products (`peak.bfloat16_config`)."""
+  if (config := peak.bfloat16_config(name, config_for)) is not None:
+    return config
   if name == "cpu":
     return cpu.get_config()
   if name in ("parallel", "keysynth"):
@@ -131,6 +141,16 @@ def step_cost(module: Any, params: Any, batch: int,
   cond_t = jax.ShapeDtypeStruct((batch, *cond.shape[2:]), cond.dtype)
   return count(lambda p, s, t, c, a: module.apply({"params": p}, s, t, c, a, method="step"),
                params, state, token, cond_t, token)
+
+
+def products_twin(module: Any) -> Any:
+  """The module whose step's FLOPs a row counts: a bfloat16 WaveNet's float32 twin (the same
+  products). XLA's cost analysis counts the bf16 step's rounding of its weights as FLOPs: 1.5
+  MFLOP a step at 7 x 128, as many as its products at batch 1, which doubled that row's "of
+  peak"."""
+  if getattr(module, "dtype", jnp.float32) == jnp.float32:
+    return module
+  return module.clone(dtype=jnp.float32)
 
 
 def clips(batch: int, length: int, num_frames: int = 1, seed: int = 0):
@@ -178,7 +198,7 @@ def bench_generate(generator: models.Generator, params: Any, batch: int,
   autoregressive generator runs as many steps as --gflop_per_run sets, a one-pass one a whole clip
   of --clip_seconds with `num_frames` frames."""
   if generator.autoregressive:
-    flops = step_cost(generator.module, params, batch)
+    flops = step_cost(products_twin(generator.module), params, batch)
     flops = None if flops is None else flops / batch
     steps = int(np.clip(FLAGS.gflop_per_run * 1e9 / (batch * (flops or 1e6)), 100, 4000))
   else:
@@ -265,7 +285,8 @@ def main(argv):
         r = bench_generate(generator, params, batch, num_frames)
         if batch == 1:
           fast_b1.setdefault(name, r["sps"])
-        target = TARGETS.get(("parallel" if name == "keysynth" else name, batch))
+        base = name.removesuffix(peak.BFLOAT16_SUFFIX)
+        target = TARGETS.get(("parallel" if base == "keysynth" else base, batch))
         flop_s = None if r["flops"] is None else r["sps"] * r["flops"]
         mflop = "-" if r["flops"] is None else f"{r['flops'] / 1e6:.2f}"
         gflop_s = "-" if flop_s is None else f"{flop_s / 1e9:.1f}"
@@ -274,7 +295,7 @@ def main(argv):
               f"{r['sps']:,.0f} | {r['sps'] / SAMPLE_RATE:.2f} | {r['cpu_sps']:,.0f} | "
               f"{mflop} | {gflop_s} | {peak.fraction(flop_s, peak_flops)} | "
               f"{r['steps']} | {r['compile_s']:.1f} | {f'>= {target:,}' if target else '-'} | "
-              f"{PYTORCH.get((name, batch), '-')} |", flush=True)
+              f"{PYTORCH.get((base, batch), '-')} |", flush=True)
       if not generator.autoregressive:  # after the rows, whose compile time is a first call's
         profiles[(name, num_frames)] = profile_one_pass(generator, params, num_frames,
                                                         FLAGS.repeats, FLAGS.clip_seconds)
@@ -287,8 +308,13 @@ def main(argv):
     print("|---|---:|" + "---:|" * len(pieces))
     for (name, num_frames), row in profiles.items():
       print(f"| {name} | {num_frames} | " + " | ".join(f"{row[k]:.1f}" for k in pieces) + " |")
+  # A bf16 step compiled alone (`step_cost`) counts rounding its float32 weights to bfloat16
+  # among its bytes (7 x 128: 9.5 MiB against 3.6), which is no chain of matrix-vector products
+  # (and casting the weights once before the scan did not change the sampler's speed): float32
+  # rows only.
   roofline = [(name, fast_b1[name], read) for name, read in step_bytes.items()
-              if read is not None and name in fast_b1]
+              if read is not None and name in fast_b1
+              and not name.endswith(peak.BFLOAT16_SUFFIX)]
   if roofline:
     print("\nThe sampler at batch 1 against this machine's matrix-vector bandwidth (each step "
           "reads its weights once and waits for the step before; `peak.matvec_bandwidth`: a "

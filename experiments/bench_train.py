@@ -41,18 +41,10 @@ from experiments.configs import cpu, keysynth_cpu, table1, vocoder_gain512_level
 FLAGS = flags.FLAGS
 
 
-BFLOAT16_SUFFIX = "_bf16"
-
-
 def config_for(name: str) -> ml_collections.ConfigDict:
   """The config a --configs name stands for; a WaveNet name ending in "_bf16" is that config
-  with bfloat16 products (`wavenet.dtype`, models/precision.py)."""
-  if name.endswith(BFLOAT16_SUFFIX):
-    config = config_for(name[: -len(BFLOAT16_SUFFIX)])
-    if config.model not in ("wavenet", "vocoder"):
-      raise ValueError(f"{name}: {BFLOAT16_SUFFIX} applies to WaveNet configs only (wavenet, "
-                       f"vocoder)")
-    config.wavenet.dtype = "bfloat16"
+  with bfloat16 products (`peak.bfloat16_config`)."""
+  if (config := peak.bfloat16_config(name, config_for)) is not None:
     return config
   if name == "cpu":
     return cpu.get_config()
@@ -181,7 +173,7 @@ def main(argv):
     if config_for(name).model != "wavenet":
       raise app.UsageError(f"--profile_configs: {name} is not a WaveNet config")
   peak_flops = peak.matmul_peak()
-  low_precision = any(name.endswith(BFLOAT16_SUFFIX) for name in FLAGS.configs)
+  low_precision = any(name.endswith(peak.BFLOAT16_SUFFIX) for name in FLAGS.configs)
   bf16_peak = peak.matmul_peak(dtype=jax.numpy.bfloat16) if low_precision else None
   print(f"# Training throughput: batch {FLAGS.batch} x {FLAGS.samples} samples, "
         f"{jax.local_device_count()} x {jax.devices()[0].platform}, {platform.processor() or ''} "

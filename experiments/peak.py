@@ -1,5 +1,6 @@
 """This machine's fp32 matmul peak and matrix-vector bandwidth, FLOP and byte counts to set a
-benchmark's throughput against them, and the model-size label of the benchmark tables.
+benchmark's throughput against them, the model-size label of the benchmark tables, and the
+"_bf16" config names they share.
 
 Every benchmark (bench_dataset, bench_train, bench_sampler) measures the peak in its own process,
 so that a figure and its peak share one machine state (absolute speed drifts between machines and
@@ -19,9 +20,11 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
+import ml_collections
 import numpy as np
 
 PEAK_SIZE = 2048
+BFLOAT16_SUFFIX = "_bf16"
 
 
 def matmul_peak(n: int = PEAK_SIZE, repeats: int = 7, dtype: Any = jnp.float32) -> float:
@@ -162,3 +165,18 @@ def model_size(module: Any) -> str:
         what += f", {voices or 'all 88'} voices"
       return f"{getattr(module, layers)} x {getattr(module, channels)}{what}"
   return "-"
+
+
+def bfloat16_config(name: str, config_for: Callable[[str], ml_collections.ConfigDict],
+                    ) -> ml_collections.ConfigDict | None:
+  """For a benchmark config name ending in "_bf16": `config_for` of the name without it, with the
+  WaveNet's products in bfloat16 and float32 sums (`wavenet.dtype`, models/precision.py); None
+  for any other name. ValueError when the config has no WaveNet (wavenet, vocoder)."""
+  if not name.endswith(BFLOAT16_SUFFIX):
+    return None
+  config = config_for(name[: -len(BFLOAT16_SUFFIX)])
+  if config.model not in ("wavenet", "vocoder"):
+    raise ValueError(f"{name}: {BFLOAT16_SUFFIX} applies to WaveNet configs only (wavenet, "
+                     f"vocoder)")
+  config.wavenet.dtype = "bfloat16"
+  return config

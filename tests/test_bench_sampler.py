@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 
@@ -31,6 +32,35 @@ def test_parallel_is_the_shipped_default_generator():
   absolute = bench_sampler.config_for("parallel_absolute_phases").keysynth
   assert (absolute.onset_grid, absolute.max_voices) == (0, 16)
   assert bench_sampler.config_for("parallel_all_keys").keysynth.max_voices == 0
+
+
+def test_bf16_names_sample_with_bfloat16_products():
+  """`l7_c128_bf16` is `l7_c128` with the WaveNet's products in bfloat16 (the rows share their
+  targets); the parallel generator has no such option."""
+  bf16, fp32 = bench_sampler.config_for("l7_c128_bf16"), bench_sampler.config_for("l7_c128")
+  assert (bf16.wavenet.dtype, fp32.wavenet.dtype) == ("bfloat16", "float32")
+  bf16.wavenet.dtype = "float32"
+  assert bf16 == fp32
+  with pytest.raises(ValueError, match="WaveNet"):
+    bench_sampler.config_for("parallel_bf16")
+
+
+def test_a_bf16_step_counts_the_flops_of_its_products():
+  """XLA counts a bf16 step's weight roundings as FLOPs; the row counts its float32 twin's, which
+  has the same products (and the same parameters)."""
+  config = test_config.get_config()
+  config.wavenet.dtype = "bfloat16"
+  generator = models.build_generator(config, bench_sampler.SAMPLE_RATE)
+  params = bench_sampler.random_params(generator)
+  twin = bench_sampler.products_twin(generator.module)
+  assert twin.dtype == np.float32 and generator.module.dtype == jnp.bfloat16
+  as_run = bench_sampler.step_cost(generator.module, params, 1)
+  counted = bench_sampler.step_cost(twin, params, 1)
+  assert counted < as_run
+  config.wavenet.dtype = "float32"
+  fp32 = models.build_generator(config, bench_sampler.SAMPLE_RATE).module
+  assert bench_sampler.products_twin(fp32) is fp32
+  assert counted == bench_sampler.step_cost(fp32, params, 1)
 
 
 def test_one_pass_profile_times_every_piece_of_a_clip():
