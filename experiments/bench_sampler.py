@@ -278,7 +278,12 @@ def main(argv):
     params = random_params(generator)
     if generator.autoregressive:
       encoder[name] = bench_encoder(generator.module, params)
-      step_bytes[name] = step_cost(generator.module, params, 1, peak.compiled_bytes)
+      # A bf16 step compiled alone counts rounding its float32 weights to bfloat16 among its bytes
+      # (7 x 128: 9.5 MiB against 3.6), which is no chain of matrix-vector products (and casting
+      # the weights once before the scan did not change the sampler's speed): the batch-1
+      # bandwidth table below has float32 rows only.
+      if not name.endswith(peak.BFLOAT16_SUFFIX):
+        step_bytes[name] = step_cost(generator.module, params, 1, peak.compiled_bytes)
     frame_counts = [1] if generator.autoregressive else [int(f) for f in FLAGS.clip_frames]
     for num_frames in frame_counts:
       for batch in (int(b) for b in FLAGS.batch_sizes):
@@ -308,13 +313,8 @@ def main(argv):
     print("|---|---:|" + "---:|" * len(pieces))
     for (name, num_frames), row in profiles.items():
       print(f"| {name} | {num_frames} | " + " | ".join(f"{row[k]:.1f}" for k in pieces) + " |")
-  # A bf16 step compiled alone (`step_cost`) counts rounding its float32 weights to bfloat16
-  # among its bytes (7 x 128: 9.5 MiB against 3.6), which is no chain of matrix-vector products
-  # (and casting the weights once before the scan did not change the sampler's speed): float32
-  # rows only.
   roofline = [(name, fast_b1[name], read) for name, read in step_bytes.items()
-              if read is not None and name in fast_b1
-              and not name.endswith(peak.BFLOAT16_SUFFIX)]
+              if read is not None and name in fast_b1]
   if roofline:
     print("\nThe sampler at batch 1 against this machine's matrix-vector bandwidth (each step "
           "reads its weights once and waits for the step before; `peak.matvec_bandwidth`: a "
