@@ -90,15 +90,11 @@ def compiled_bytes(fn: Callable[..., Any], *args: Any) -> float | None:
   return _cost(fn, args, "bytes accessed")
 
 
-def compiled_memory(fn: Callable[..., Any], *args: Any) -> float | None:
-  """Bytes one call of `jax.jit(fn)(*args)` holds at its peak by XLA's estimate (arguments,
-  outputs and temporaries, `memory_analysis()`), or None if not reported."""
-  return _memory(_compile(fn, args))
-
-
 def compiled_flops_and_memory(fn: Callable[..., Any],
                               *args: Any) -> tuple[float | None, float | None]:
-  """(`compiled_flops`, `compiled_memory`) of `jax.jit(fn)(*args)` from one compilation."""
+  """(`compiled_flops`, and the bytes one call holds at its peak by XLA's estimate: arguments,
+  outputs and temporaries, `memory_analysis()`) of `jax.jit(fn)(*args)` from one compilation;
+  None where XLA does not report one."""
   compiled = _compile(fn, args)
   return _analysis_value(compiled, "flops"), _memory(compiled)
 

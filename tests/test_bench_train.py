@@ -51,7 +51,9 @@ def test_a_step_that_would_not_fit_in_memory_is_skipped_with_the_reason():
 
 def test_compiled_memory_counts_arguments_outputs_and_temporaries():
   x = jax.numpy.ones((256, 256), np.float32)
-  needed = peak.compiled_memory(lambda a: jax.numpy.tanh(a @ a) @ a, x)
+  fn = lambda a: jax.numpy.tanh(a @ a) @ a
+  flops, needed = peak.compiled_flops_and_memory(fn, x)
   assert needed is not None and needed >= 2 * x.nbytes  # the argument and the output at least
+  assert flops == peak.compiled_flops(fn, x)  # the same count as from a compilation of its own
   available = peak.available_memory()
   assert available is None or available > 0
