@@ -50,9 +50,12 @@ def config_for(name: str) -> ml_collections.ConfigDict:
     return cpu.get_config()
   if name == "keysynth":
     return keysynth_cpu.get_config()
-  if name == "vocoder":  # the shipped models/demo_vocoder's second stage, from fresh parameters
+  if name in ("vocoder", "vocoder_teacher_forced"):
+    # The shipped models/demo_vocoder's second stage, from fresh parameters.
     config = vocoder_gain512_level_cpu.get_config()
     config.init_from = ""  # (its first stage's run; speed does not depend on the values)
+    if name == "vocoder_teacher_forced":  # without scheduled sampling's autoregressive scan,
+      config.vocoder.own_samples = 0.0  # i.e. a step as a plain WaveNet's (the PyTorch one's)
     return config
   if name.startswith("l") and "_c" in name:
     config = cpu.get_config()
@@ -207,11 +210,13 @@ def _define_flags() -> None:
   """Only the binary defines flags: tests import this module beside other binaries' modules,
   and absl refuses a flag name defined twice in one process (tests/test_imports.py)."""
   flags.DEFINE_list("configs", ["cpu", "l7_c128", "l7_c128_bf16", "drop75_l7_c256",
-                                "drop75_l10_c512", "keysynth", "vocoder", "vocoder_bf16"],
+                                "drop75_l10_c512", "keysynth", "vocoder", "vocoder_bf16",
+                                "vocoder_teacher_forced"],
                     "cpu, lL_cC (a WaveNet of L layers x C channels, CPU encoder), keysynth "
                     "(configs/keysynth_cpu.py), vocoder (configs/vocoder_gain512_level_cpu.py, "
-                    "the shipped vocoder's), or a Table 1 setting name; a WaveNet or vocoder "
-                    "name + '_bf16': with bfloat16 products (wavenet.dtype).")
+                    "the shipped vocoder's), vocoder_teacher_forced (that without scheduled "
+                    "sampling), or a Table 1 setting name; a WaveNet or vocoder name + '_bf16': "
+                    "with bfloat16 products (wavenet.dtype).")
   flags.DEFINE_integer("batch", 8, "Global batch (examples).")
   flags.DEFINE_integer("samples", 8000, "Audio samples per example.")
   flags.DEFINE_integer("steps", 5, "Timed steps (after 2 warm-up steps).")

@@ -41,6 +41,13 @@ def test_model_sizes_name_the_main_stack():
   assert size("vocoder") == "10 x 48 (WaveNet on a KeySynth)"
 
 
+def test_the_teacher_forced_vocoder_is_the_vocoder_without_scheduled_sampling():
+  vocoder, plain = (bench_train.config_for(n) for n in ("vocoder", "vocoder_teacher_forced"))
+  assert vocoder.vocoder.own_samples > 0 and plain.vocoder.own_samples == 0
+  plain.vocoder.own_samples = vocoder.vocoder.own_samples
+  assert plain.to_dict() == vocoder.to_dict()
+
+
 def test_a_step_that_would_not_fit_in_memory_is_skipped_with_the_reason():
   gib = 2.0 ** 30
   assert bench_train.too_big(2 * gib, 23 * gib) is None

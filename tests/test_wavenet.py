@@ -96,9 +96,14 @@ def test_future_frames_do_not_leak():
   assert not np.allclose(base[:, 40:], other[:, 40:])
 
 
-@pytest.mark.parametrize("layers,per_stack", [(1, 1), (4, 4), (6, 3), (10, 10)])
-def test_incremental_step_equals_parallel_forward(layers, per_stack):
-  model = _model(num_layers=layers, layers_per_stack=per_stack)
+@pytest.mark.parametrize("layers,per_stack,video,age", [
+    (1, 1, True, True), (4, 4, True, True), (6, 3, True, True), (10, 10, True, True),
+    # The parallel forward leaves zero frame terms out without video; with neither input, a
+    # layer's product has no extra inputs at all.
+    (4, 4, False, True), (4, 4, False, False), (4, 4, True, False)])
+def test_incremental_step_equals_parallel_forward(layers, per_stack, video, age):
+  model = _model(num_layers=layers, layers_per_stack=per_stack, use_video=video,
+                 use_frame_age=age)
   t = 96
   buckets, frames, index, age = _inputs(np.random.default_rng(3), batch=2, t=t)
   params = _init(model, buckets, frames, index, age)

@@ -8,9 +8,10 @@ per layer holding its last `dilation` inputs, so O(layers) work per sample) as a
 (`WaveNet.frame_conditioning`, (B, F, L, 2C)) are computed for all frames before the scan; each
 step gathers only its current frame's row. The random numbers are drawn before the scan as well,
 so no step does host work. With per-sample conditioning (`sample_cond` (B, T, D), a WaveNet with
-`use_sample_cond`), every layer's projection of it (`WaveNet.sample_conditioning`, (B, T, L, 2C))
-is likewise computed for all samples before the scan, and step t reads its row t (with the raw
-features' first column, the anchor of an anchored head).
+`use_sample_cond`), every layer's projection of it (`WaveNet.sample_conditioning`, (T, B, L, 2C):
+projected time-major, so that no copy of it is transposed) is likewise computed for all samples
+before the scan, and step t reads its row t (with the raw features' first column, the anchor of
+an anchored head).
 
 Sampling draws one uniform u per example and step, the t-th number of the example's stream
 `fold_in(key(seed), example_id)`, and inverts the cumulative distribution of
@@ -209,9 +210,6 @@ def _scan(model: Any, params: Any, frames: Array, frame_index: Array,
     xs["token"] = tokens
   if true_audio is not None:
     xs["target"] = audio_lib.quantize(true_audio, quantization)
-  if sample_cond is not None:
-    xs["sample_cond"] = _apply(model, params, sample_cond,
-                               method="sample_conditioning")  # {"gate": (B, T, L, 2C), ...}
 
   def body(carry, x):
     state, token = carry
@@ -230,7 +228,10 @@ def _scan(model: Any, params: Any, frames: Array, frame_index: Array,
     return (state, sample), out
 
   start = jnp.full((batch,), audio_lib.NO_AUDIO, jnp.int32)
-  xs = jax.tree.map(lambda v: jnp.swapaxes(v, 0, 1), xs)
+  xs = jax.tree.map(lambda v: jnp.swapaxes(v, 0, 1), xs)  # time-major, as the scan reads them
+  if sample_cond is not None:  # projected time-major: the projection is 2LC / D times the size
+    xs["sample_cond"] = _apply(model, params, jnp.swapaxes(sample_cond, 0, 1),
+                               method="sample_conditioning")  # {"gate": (T, B, L, 2C), ...}
   _, out = jax.lax.scan(body, (state, start), xs, unroll=unroll)
   return _outputs({k: jnp.swapaxes(v, 0, 1) for k, v in out.items()}, quantization)
 

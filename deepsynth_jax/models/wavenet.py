@@ -112,6 +112,21 @@ class CausalConv(nn.Module):
                                  self.dtype) + self.bias
 
 
+class DenseParams(nn.Module):
+  """`nn.Dense(features)`'s parameters without its product, for a caller that applies them in
+  pieces: "kernel" (in_features, features) lecun-normal and "bias" (features,) zeros, as
+  `nn.Dense` names and initializes them (so checkpoints are interchangeable)."""
+
+  features: int
+
+  @nn.compact
+  def __call__(self, in_features: int) -> tuple[Array, Array]:
+    """-> (kernel float32 (in_features, features), bias float32 (features,))."""
+    kernel = self.param("kernel", nn.initializers.lecun_normal(), (in_features, self.features))
+    bias = self.param("bias", nn.initializers.zeros_init(), (self.features,))
+    return kernel, bias
+
+
 class WaveNet(nn.Module):
   """Video-conditioned WaveNet over 256 audio buckets.
 
@@ -143,7 +158,9 @@ class WaveNet(nn.Module):
       anchor + width x the stack's residual at every sample; parameters "residual_out" instead of
       "anchor_out"); module docstring.
     dtype: precision of the stack's products: float32, or bfloat16 operands with float32 sums
-      (`precision.matmul`; the frame encoder and the conditioning projections stay float32).
+      (`precision.matmul`; the frame encoder and the per-frame projection run in float32, their
+      output rounded where it enters a layer's product, as are the frame-age and per-sample
+      features and their weights).
   """
 
   num_layers: int = 10
@@ -195,8 +212,9 @@ class WaveNet(nn.Module):
       self.age_proj = self.param("age_kernel", nn.initializers.lecun_normal(),
                                  (self.num_age_features, self.num_layers * gate))
     if self.use_sample_cond:
-      # All layers' per-sample projections as one matmul, computed once per sample.
-      self.sample_proj = nn.Dense(self.num_layers * gate)
+      # All layers' per-sample projections (D, L 2C): one matmul before the sampler's scan; in
+      # the parallel forward, layer i's columns enter its dilated convolution's product.
+      self.sample_proj = DenseParams(self.num_layers * gate)
     self.layer_outs = [precision.Dense(c + self.skip_channels, self.dtype) for _ in self.dilations]
     self.head_hidden = precision.Dense(c, self.dtype)
     if self.anchored_output:
@@ -244,9 +262,14 @@ class WaveNet(nn.Module):
     `anchored_output` "width": float32 (B, T) the anchored head's width pre-activation}."""
     if not self.use_sample_cond:
       raise ValueError("this WaveNet has no per-sample conditioning (use_sample_cond=False)")
-    proj = self.sample_proj(sample_cond)
-    out = {"gate": proj.reshape((*proj.shape[:-1], self.num_layers, 2 * self.channels)),
-           "anchor": sample_cond[..., 0]}
+    kernel, bias = self.sample_proj(sample_cond.shape[-1])
+    proj = sample_cond @ kernel + bias
+    return {"gate": proj.reshape((*proj.shape[:-1], self.num_layers, 2 * self.channels)),
+            **self._sample_head_terms(sample_cond)}
+
+  def _sample_head_terms(self, sample_cond: Array) -> dict[str, Array]:
+    """`sample_conditioning` without "gate": "anchor" and, anchored, "width" (B, T)."""
+    out = {"anchor": sample_cond[..., 0]}
     if self.anchored_output:
       out["width"] = self.width_out(nn.relu(self.width_hidden(sample_cond)))[..., 0]
     return out
@@ -289,27 +312,41 @@ class WaveNet(nn.Module):
     self._check_sample_cond(sample_cond)
     x = self.input_conv(x)
     gate = 2 * self.channels
-    # Each layer's frame and frame-age conditioning enter its dilated convolution's matmul as
-    # more inputs: the one-hot of the current frame (its weights: that example's per-frame rows
-    # of layer i) and the age features (their weights: layer i's columns of the projection
-    # `_age_conditioning` uses). Same values as adding them after; as separate products (F or K
-    # deep, written and read back at (B, T, 2C)) they ran at 6-30 GFLOP/s and took a sixth of a
-    # CPU training step. (A gather of the frame's row is worse: its gradient is a scatter-add.)
-    extra = [jax.nn.one_hot(frame_index, frame_cond.shape[1], dtype=x.dtype)]   # (B, T, F)
+    # Each layer's conditioning enters its dilated convolution's matmul as more inputs: the
+    # one-hot of the current frame (its weights: that example's per-frame rows of layer i), the
+    # age features and the per-sample features (their weights: layer i's columns of the
+    # projections `_age_conditioning` and `sample_conditioning` use). Same values as adding them
+    # after; as separate products (F or K deep, written and read back at (B, T, 2C)) the frame
+    # and age terms ran at 6-30 GFLOP/s and took a sixth of a CPU training step, and the
+    # per-sample projection, (B, T, L, 2C) sliced per layer, half of the shipped vocoder's
+    # (copies of the slices forward, padding them back backward). A gather of the frame's row is
+    # worse: its gradient is a scatter-add. Without video the frame terms are zero: left out.
+    extra, layer_kernels = [], []  # (B, T, E) inputs; per layer i, their (B or 1, E, 2C) weights
+    if self.use_video:
+      extra.append(jax.nn.one_hot(frame_index, frame_cond.shape[1], dtype=x.dtype))  # F
+      layer_kernels.append(lambda i: frame_cond[:, :, i])
     if self.use_frame_age:
       extra.append(frame_age_features(frame_age, self.sample_rate,
-                                      self.num_age_features).astype(x.dtype))  # (B, T, K)
-    extra = jnp.concatenate(extra, axis=-1)
-    sample_terms = None if sample_cond is None else self.sample_conditioning(sample_cond)
+                                      self.num_age_features).astype(x.dtype))       # K
+      layer_kernels.append(lambda i: self.age_proj[None, :, i * gate:(i + 1) * gate])
+    sample_terms = None
+    if sample_cond is not None:
+      sample_terms = self._sample_head_terms(sample_cond)
+      sample_kernel, sample_bias = self.sample_proj(sample_cond.shape[-1])   # (D, L 2C)
+      extra.append(sample_cond.astype(x.dtype))                               # D
+      layer_kernels.append(lambda i: sample_kernel[None, :, i * gate:(i + 1) * gate])
+    extra = jnp.concatenate(extra, axis=-1) if extra else None
     skip = 0.0
     for i, (conv, out) in enumerate(zip(self.layer_convs, self.layer_outs)):
-      extra_kernel = [frame_cond[:, :, i]]                                     # (B, F, 2C)
-      if self.use_frame_age:
-        age_kernel = self.age_proj[:, i * gate:(i + 1) * gate]                 # (K, 2C)
-        extra_kernel.append(jnp.broadcast_to(age_kernel, (x.shape[0], *age_kernel.shape)))
-      pre_gate = conv.with_extra_inputs(x, extra, jnp.concatenate(extra_kernel, axis=1))
-      if sample_terms is not None:
-        pre_gate = pre_gate + sample_terms["gate"][:, :, i]
+      if extra is None:
+        pre_gate = conv(x)
+      else:
+        kernels = [kernel_of(i) for kernel_of in layer_kernels]
+        extra_kernel = jnp.concatenate(
+            [jnp.broadcast_to(k, (x.shape[0], *k.shape[1:])) for k in kernels], axis=1)
+        pre_gate = conv.with_extra_inputs(x, extra, extra_kernel)
+      if sample_cond is not None:
+        pre_gate = pre_gate + sample_bias[i * gate:(i + 1) * gate]
       x, skip_i = self._gated_residual(pre_gate, x, out)
       skip = skip + skip_i
     if not self.anchored_output:
