@@ -59,7 +59,8 @@ def _release_probe(env: dict[str, str]) -> tuple[str, int]:
 
 def test_release_free_memory_is_a_no_op_on_glibc():
   env = {k: v for k, v in os.environ.items() if k != "LD_PRELOAD"}
-  assert _release_probe(env) == ("False", 0)  # glibc unmapped the blocks when they were freed
+  released, mib = _release_probe(env)
+  assert released == "False" and abs(mib) < 50  # glibc unmapped the blocks when they were freed
 
 
 @pytest.mark.skipif(not glob.glob("/usr/lib/*/libtcmalloc_minimal.so.4"),
