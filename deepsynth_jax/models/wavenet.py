@@ -321,32 +321,34 @@ class WaveNet(nn.Module):
     # per-sample projection, (B, T, L, 2C) sliced per layer, half of the shipped vocoder's
     # (copies of the slices forward, padding them back backward). A gather of the frame's row is
     # worse: its gradient is a scatter-add. Without video the frame terms are zero: left out.
-    extra, layer_kernels = [], []  # (B, T, E) inputs; per layer i, their (B or 1, E, 2C) weights
+    num_layers = self.num_layers
+    extra, weights = [], []  # (B, T, E) inputs, and their (B or 1, E, L, 2C) weights per layer
     if self.use_video:
       extra.append(jax.nn.one_hot(frame_index, frame_cond.shape[1], dtype=x.dtype))  # F
-      layer_kernels.append(lambda i: frame_cond[:, :, i])
+      weights.append(frame_cond)
     if self.use_frame_age:
       extra.append(frame_age_features(frame_age, self.sample_rate,
                                       self.num_age_features).astype(x.dtype))       # K
-      layer_kernels.append(lambda i: self.age_proj[None, :, i * gate:(i + 1) * gate])
+      weights.append(self.age_proj.reshape(1, -1, num_layers, gate))
     sample_terms = None
     if sample_cond is not None:
       sample_terms = self._sample_head_terms(sample_cond)
       sample_kernel, sample_bias = self.sample_proj(sample_cond.shape[-1])   # (D, L 2C)
       extra.append(sample_cond.astype(x.dtype))                               # D
-      layer_kernels.append(lambda i: sample_kernel[None, :, i * gate:(i + 1) * gate])
+      weights.append(sample_kernel.reshape(1, -1, num_layers, gate))
+      sample_bias = sample_bias.reshape(num_layers, gate)
     extra = jnp.concatenate(extra, axis=-1) if extra else None
     skip = 0.0
     for i, (conv, out) in enumerate(zip(self.layer_convs, self.layer_outs)):
       if extra is None:
         pre_gate = conv(x)
       else:
-        kernels = [kernel_of(i) for kernel_of in layer_kernels]
         extra_kernel = jnp.concatenate(
-            [jnp.broadcast_to(k, (x.shape[0], *k.shape[1:])) for k in kernels], axis=1)
+            [jnp.broadcast_to(w[:, :, i], (x.shape[0], w.shape[1], gate)) for w in weights],
+            axis=1)
         pre_gate = conv.with_extra_inputs(x, extra, extra_kernel)
       if sample_cond is not None:
-        pre_gate = pre_gate + sample_bias[i * gate:(i + 1) * gate]
+        pre_gate = pre_gate + sample_bias[i]
       x, skip_i = self._gated_residual(pre_gate, x, out)
       skip = skip + skip_i
     if not self.anchored_output:
