@@ -49,4 +49,4 @@ lint: setup
 bench: setup
 	$(FAST_MALLOC) $(PY) -m experiments.bench_dataset
 	$(FAST_MALLOC) $(PY) -m experiments.bench_train
-	$(FAST_MALLOC) $(PY) -m experiments.bench_sampler
+	$(FAST_MALLOC) $(PY) -m experiments.bench_sampler --cpu_devices=0

@@ -3,7 +3,7 @@ r"""Generation speed of the sampler: samples/s, real-time factor, and speed-up o
   python -m experiments.bench_sampler
       [--configs=cpu,l7_c128,l7_c128_bf16,l7_c256,l10_c256,l10_c512,parallel]
       [--batch_sizes=1,16,64] [--naive_configs=cpu,l7_c128,l7_c256] [--repeats=2]
-      [--clip_seconds=5] [--clip_frames=30,150]
+      [--clip_seconds=5] [--clip_frames=30,150] [--cpu_devices=N]
 
 For each config and batch size, times its generator's `generate` (compilation excluded, best of
 --repeats runs) on random-init parameters (speed does not depend on training). An autoregressive
@@ -18,9 +18,13 @@ of 64 frames): with sparse video at about 8 frames per second of audio it adds 8
 seconds per second of audio. For a one-pass generator a second table says where a clip's time
 goes (`profile_one_pass`: key reader, control amplitudes, phases, synthesis; ms at batch 1).
 
+With --cpu_devices=N (0: one per core; `make bench` passes 0) the CPU is N JAX devices and a
+batch is split over them (`host_devices.map_over_devices`), each core running its share as an
+independent program; batch 1 cannot be split and runs as before.
+
 samples/s is wall-clock; "per CPU-s" divides by the process's CPU time instead, which moves less
 when other jobs share the 2 cores (XLA runs this loop on one thread, so on an idle machine the
-two agree). The number of
+two agree; split over N devices, N threads run it). The number of
 generated samples per run is chosen so that a run is about --gflop_per_run of work (between 100
 and 4,000 steps). The naive sampler (`autoregressive.naive_generate`: the parallel forward over the
 receptive field at every step) is timed for a run as long as its receptive field, so that every
@@ -62,7 +66,7 @@ import ml_collections
 import numpy as np
 from absl import app, flags
 
-from deepsynth_jax import console, models
+from deepsynth_jax import console, host_devices, models
 from deepsynth_jax.models import autoregressive
 from experiments import peak
 from experiments.configs import cpu, keysynth_cpu, keysynth_phase_cpu, table1
@@ -81,6 +85,10 @@ flags.DEFINE_list("naive_configs", ["cpu", "l7_c128", "l7_c256"],
                   "Configs whose naive sampler is timed (batch 1).")
 flags.DEFINE_integer("repeats", 2, "Timed runs per measurement (the best is reported).")
 flags.DEFINE_float("gflop_per_run", 30.0, "Work per timed run, which sets its length.")
+flags.DEFINE_integer("cpu_devices", None,
+                     "Present the CPU as this many JAX devices (0: one per core) and split each "
+                     "batch over them (deepsynth_jax/host_devices.py); default: as JAX starts "
+                     "(one, unless XLA_FLAGS says otherwise).")
 flags.DEFINE_integer("unroll", autoregressive.DEFAULT_UNROLL,
                      "Time steps per scan iteration (autoregressive generators).")
 FLAGS = flags.FLAGS
@@ -257,12 +265,20 @@ def bench_naive(generator: models.Generator, params: Any) -> dict:
   return {"steps": steps, "sps": steps / best, "cpu_sps": steps / cpu_s}
 
 
+def _devices_note() -> str:
+  n = jax.local_device_count()
+  return f"{n} devices, each batch split over them" if n > 1 else "1 device"
+
+
 def main(argv):
   del argv
+  if FLAGS.cpu_devices is not None:
+    host_devices.use_cpu_devices(FLAGS.cpu_devices)  # before JAX starts
   load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
   peak_flops = peak.matmul_peak()
   print(f"# sampler speed: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
-        f"load average {load:.1f} at start; jax {jax.__version__} on {jax.devices()[0]}; "
+        f"load average {load:.1f} at start; jax {jax.__version__} on {jax.devices()[0]} "
+        f"({_devices_note()}); "
         f"unroll {FLAGS.unroll}; malloc: {console.memory_allocator()}")
   print(peak.peak_line(peak_flops))
   print("| config | layers x channels | frames per clip | batch | samples/s | x real time (4 kHz) "

@@ -38,6 +38,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from deepsynth_jax import audio as audio_lib
+from deepsynth_jax import host_devices
 
 Array = jax.Array
 
@@ -271,17 +272,32 @@ def generate(model: Any, params: Any, frames: Any, frame_index: Any, frame_age: 
 
   Returns:
     `Generation`: buckets int32 (B, T), audio float32 (B, T), and the free-running
-    cross-entropy (B,) / (B, T) in nats if `true_audio` was given.
+    cross-entropy (B,) / (B, T) in nats if `true_audio` was given. With several local devices
+    the batch is split over them (`host_devices.map_over_devices`): the same samples, sooner.
   """
   b, _ = _check_inputs(frames, frame_index, frame_age, true_audio, sample_cond)
   greedy, temperature = _check_temperature(temperature, greedy)
-  out = _scan(model, params, jnp.asarray(frames), jnp.asarray(frame_index, jnp.int32),
-              jnp.asarray(frame_age, jnp.int32), jnp.int32(seed), _example_ids(example_ids, b),
-              jnp.float32(temperature), jnp.bool_(greedy), None,
-              None if true_audio is None else jnp.asarray(true_audio, jnp.float32),
-              _sample_cond(sample_cond), return_logits=False, quantization=quantization,
-              unroll=unroll)
+  batched = (jnp.asarray(frames), jnp.asarray(frame_index, jnp.int32),
+             jnp.asarray(frame_age, jnp.int32), _example_ids(example_ids, b),
+             None if true_audio is None else jnp.asarray(true_audio, jnp.float32),
+             _sample_cond(sample_cond))
+  shared = (params, jnp.int32(seed), jnp.float32(temperature), jnp.bool_(greedy))
+  out = host_devices.map_over_devices(_generation_scan(model, quantization, unroll), batched,
+                                      shared)
   return _generation(out)
+
+
+@functools.cache
+def _generation_scan(model: Any, quantization: str, unroll: int):
+  """`_scan` for `generate`, batched arguments first (`host_devices.map_over_devices` splits the
+  batch over the local devices; every example's random numbers are its own, so the samples do
+  not depend on the split); one function object per model and static options."""
+  def scan(frames, frame_index, frame_age, example_ids, true_audio, sample_cond, params, seed,
+           temperature, greedy):
+    return _scan(model, params, frames, frame_index, frame_age, seed, example_ids, temperature,
+                 greedy, None, true_audio, sample_cond, return_logits=False,
+                 quantization=quantization, unroll=unroll)
+  return scan
 
 
 def teacher_forced_logits(model: Any, params: Any, tokens: Any, frames: Any,

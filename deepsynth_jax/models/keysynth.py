@@ -55,6 +55,7 @@ import numpy as np
 import optax
 
 from deepsynth_jax import audio as audio_lib
+from deepsynth_jax import host_devices
 from deepsynth_jax.models.frame_encoder import (
   frame_age_features,
   gather_frames,
@@ -701,12 +702,14 @@ class KeySynthGenerator(Generator):
                press_frames: Any = True) -> GeneratedAudio:
     """One forward pass; sampling controls do not apply. The cross-entropy is that of the
     discretized distribution around the waveform (`KeySynth.bucket_logits`): with no audio
-    input, it is the same whether "free-running" or not."""
+    input, it is the same whether "free-running" or not. With several local devices the batch
+    is split over them (`host_devices.map_over_devices`)."""
     del seed, temperature, greedy, example_ids
     frames = jnp.asarray(frames)
     press = jnp.broadcast_to(jnp.asarray(press_frames, jnp.bool_), frames.shape[:1])
-    audio = _forward(self.module, params, frames, jnp.asarray(frame_index, jnp.int32),
-                     jnp.asarray(frame_age, jnp.int32), press, clips_at_once(len(frames)))
+    audio = host_devices.map_over_devices(
+        _player(self.module), (frames, jnp.asarray(frame_index, jnp.int32),
+                               jnp.asarray(frame_age, jnp.int32), press), (params,))
     ce = None
     if true_audio is not None:
       ce = _bucket_cross_entropy(self.module, params, audio, jnp.asarray(true_audio, jnp.float32),
@@ -721,6 +724,17 @@ def clips_at_once(batch: int, backend: str | None = None) -> int:
   real time one by one, 164x all at once), the whole batch on an accelerator (`backend`: jax's
   default)."""
   return 1 if (backend or jax.default_backend()) == "cpu" else batch
+
+
+@functools.cache
+def _player(module: KeySynth):
+  """The forward pass of `module` over a batch (or over its share of one: the batch is split over
+  the local devices by `host_devices.map_over_devices`), `clips_at_once` clips at a time;
+  one function object per module."""
+  def play(frames, frame_index, frame_age, press_frames, params):
+    return _forward(module, params, frames, frame_index, frame_age, press_frames,
+                    clips_at_once(frames.shape[0]))
+  return play
 
 
 @functools.partial(jax.jit, static_argnames=("module", "chunk"))
