@@ -64,8 +64,8 @@ def map_over_devices(fn: Callable[..., Any], batched: tuple[Any, ...],
   all the same size; None allowed) split evenly over `shards(batch)` local devices and `shared`
   (arrays and pytrees) copied to each. `fn` must treat examples independently and return arrays
   whose leading axis is the batch. Called under a transformation (inside jit or pmap) it runs
-`fn` unsplit. It is compiled once per (fn, device count, shapes): pass the
-  same `fn` object each call (a module-level function, or a cached one)."""
+  `fn` unsplit. It is compiled once per (fn, device count, shapes): pass the same `fn` object
+  each call (a module-level function, or a cached one)."""
   leaves = jax.tree.leaves(batched)
   if not leaves:
     raise ValueError("map_over_devices needs at least one batched array")
