@@ -35,20 +35,22 @@ def use_cpu_devices(count: int) -> None:
   RuntimeError if it has started with another count. An accelerator's devices are unaffected."""
   if count < 0:
     raise ValueError(f"cpu_devices={count}: use 0 (one per core) or a positive count")
-  count = count or len(_cores())
+  count = count or _core_count()
   try:
     jax.config.update("jax_num_cpu_devices", count)
   except RuntimeError as error:  # the backend has started: fine if it has this many already
-    if len(jax.devices("cpu")) != count:
+    started = len(jax.devices("cpu"))
+    if started != count:
       raise RuntimeError(
           f"cannot present the CPU as {count} devices: JAX has already started with "
-          f"{len(jax.devices('cpu'))}; call use_cpu_devices before anything else uses JAX"
-      ) from error
+          f"{started}; call use_cpu_devices before anything else uses JAX") from error
 
 
-def _cores() -> set[int]:
-  return os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else set(
-      range(os.cpu_count() or 1))
+def _core_count() -> int:
+  """Cores this process may run on (its affinity where the OS has one)."""
+  if hasattr(os, "sched_getaffinity"):
+    return len(os.sched_getaffinity(0))
+  return os.cpu_count() or 1
 
 
 def shards(batch: int) -> int:
