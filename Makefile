@@ -3,13 +3,14 @@
 PY := .venv/bin/python
 ARGS ?=
 # pmap is tested on two simulated CPU devices.
-TEST_ENV := XLA_FLAGS=--xla_force_host_platform_device_count=2 JAX_PLATFORMS=cpu
+TEST_XLA_FLAGS := --xla_force_host_platform_device_count=2
+TEST_ENV := XLA_FLAGS="$(TEST_XLA_FLAGS)" JAX_PLATFORMS=cpu
 # The parallel test group compiles hundreds of tiny programs and runs each for milliseconds: with
 # LLVM at -O0 (XLA's own HLO passes and fusion unchanged) test_keysynth.py + test_vocoder.py on two
 # workers took 107 / 113 s against 178 / 171 s, interleaved (2 cores, 2026-12-02), and the whole
 # group 419-513 s against 683 s. The serial group (real time) keeps the default optimization.
-TEST_ENV_QUICK_COMPILE := XLA_FLAGS="--xla_force_host_platform_device_count=2 \
-  --xla_backend_optimization_level=0" JAX_PLATFORMS=cpu
+TEST_ENV_QUICK_COMPILE := XLA_FLAGS="$(TEST_XLA_FLAGS) --xla_backend_optimization_level=0" \
+  JAX_PLATFORMS=cpu
 # tcmalloc for the CPU jobs: glibc's malloc page-faults XLA's large buffers in at every step
 # (deepsynth_jax/console.py). Looked up when the recipe runs, after `setup` has installed it.
 FAST_MALLOC = LD_PRELOAD=$$(ls /usr/lib/*/libtcmalloc_minimal.so.4 2>/dev/null | head -1)

@@ -16,10 +16,11 @@ import numpy as np
 import pytest
 
 from data_gen.frame_timing import frame_index_and_age
-from deepsynth_jax import audio as audio_lib
 from deepsynth_jax import host_devices, models
 from deepsynth_jax.models import autoregressive, wavenet
+from experiments import bench_sampler
 from experiments.configs import keysynth_phase_cpu
+from tests.test_autoregressive import _init as random_wavenet_params
 
 two_devices = pytest.mark.skipif(
     jax.local_device_count() < 2,
@@ -76,11 +77,8 @@ def test_wavenet_samples_do_not_depend_on_the_split(monkeypatch, greedy):
   frames = jnp.asarray(rng.integers(0, 256, (batch, 3, 16, 104)), jnp.uint8)
   index, age = (jnp.asarray(np.tile(x, (batch, 1))) for x in
                 frame_index_and_age(np.array([0, 16, 32]), t))
-  tokens = audio_lib.audio_input_tokens(jnp.zeros((batch, t), jnp.int32))
-  shapes = jax.eval_shape(model.init, jax.random.key(0), tokens, frames, index, age)["params"]
-  fan_in = lambda s: s.shape[-2] if len(s.shape) > 1 else 4  # flax's init compiles slowly
-  params = jax.tree.map(lambda s: jnp.asarray(rng.normal(0, 1 / np.sqrt(fan_in(s)), s.shape),
-                                              s.dtype), shapes)
+  params = random_wavenet_params(model, jnp.zeros((batch, t), jnp.int32), frames, index, age,
+                                 seed=1)
   true_audio = jnp.asarray(rng.uniform(-0.5, 0.5, (batch, t)), jnp.float32)
   run = lambda: autoregressive.generate(model, params, frames, index, age, seed=3, greedy=greedy,
                                         true_audio=true_audio)
@@ -104,10 +102,7 @@ def test_keysynth_audio_does_not_depend_on_the_split(monkeypatch):
   frames = jnp.asarray(rng.integers(0, 256, (batch, 3, 32, 208)), jnp.uint8)
   index, age = (jnp.asarray(np.tile(x, (batch, 1))) for x in
                 frame_index_and_age(np.array([0, 700, 1400]), t))
-  shapes = jax.eval_shape(generator.module.init, jax.random.PRNGKey(0), frames, index, age)
-  fan_in = lambda s: s.shape[-2] if len(s.shape) > 1 else 16
-  params = jax.tree.map(lambda s: jnp.asarray(rng.normal(0, 1 / np.sqrt(fan_in(s)), s.shape),
-                                              s.dtype), shapes["params"])
+  params = bench_sampler.random_params(generator, seed=2)
   # A reader that reads some keys pressed and others not (random ones read none: nothing plays).
   head = params["key_reader"]["Dense_3"]
   logits = generator.module.apply({"params": params}, frames, method="key_logits")
