@@ -48,7 +48,9 @@ incremental step of the batch for an autoregressive generator (XLA counts a scan
 the scan itself cannot be counted; sampling from the logits is left out; a "_bf16" row counts its
 float32 twin's step, the same products: `products_twin`), of the whole `generate` call for a
 one-pass generator. GFLOP/s is set against the fp32 matmul peak measured in the same
-process (`experiments.peak.matmul_peak`).
+process (`experiments.peak.matmul_peak`), and so is the FLOP rate a row's target needs ("target
+needs": target samples/s x FLOPs per sample; above 100%, not even every FLOP at the peak would
+meet it; a "_bf16" row's products can run faster than the fp32 peak).
 """
 
 from __future__ import annotations
@@ -283,8 +285,8 @@ def main(argv):
   print(peak.peak_line(peak_flops))
   print("| config | layers x channels | frames per clip | batch | samples/s | x real time (4 kHz) "
         "| per CPU-s | MFLOP/sample | GFLOP/s | of peak | steps timed | compile (s) | target | "
-        "public PyTorch |")
-  print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+        "target needs (of peak) | public PyTorch |")
+  print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
   encoder = {}
   step_bytes = {}
   profiles = {}
@@ -316,6 +318,7 @@ def main(argv):
               f"{r['sps']:,.0f} | {r['sps'] / SAMPLE_RATE:.2f} | {r['cpu_sps']:,.0f} | "
               f"{mflop} | {gflop_s} | {peak.fraction(flop_s, peak_flops)} | "
               f"{r['steps']} | {r['compile_s']:.1f} | {f'>= {target:,}' if target else '-'} | "
+              f"{peak.needed_fraction(target, r['flops'], peak_flops)} | "
               f"{PYTORCH.get((base, batch), '-')} |", flush=True)
       if not generator.autoregressive:  # after the rows, whose compile time is a first call's
         profiles[(name, num_frames)] = profile_one_pass(generator, params, num_frames,

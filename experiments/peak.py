@@ -148,6 +148,16 @@ def fraction(flops_per_second: float | None, peak: float) -> str:
   return f"{100.0 * flops_per_second / peak:.1f}%"
 
 
+def needed_fraction(target: float | None, flops_per_sample: float | None, peak: float) -> str:
+  """The FLOP rate that `target` samples/s need at `flops_per_sample`, as a fraction of `peak`
+  ('-' without a target or a FLOP count). Above 100%, the model cannot meet the target even if
+  every FLOP ran at that peak: only fewer FLOPs (a smaller model, a cheaper way to compute it) or
+  faster products (e.g. bfloat16 on AMX, against its own peak) can."""
+  if not target or flops_per_sample is None:
+    return "-"
+  return fraction(target * flops_per_sample, peak)
+
+
 def model_size(module: Any) -> str:
   """'layers x channels' of a model's main stack, read from its Flax module's fields (a
   vocoder's: its WaveNet's)."""

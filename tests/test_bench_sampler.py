@@ -88,3 +88,11 @@ def test_step_bytes_count_the_weights_a_step_reads():
               for x in jax.tree.leaves(layer))
   assert stack > 0 and step_bytes >= stack
   assert peak.matvec_bandwidth(64 * 64 * 4, iterations=10, repeats=1) > 0
+
+
+def test_needed_fraction_is_the_targets_flop_rate_over_the_peak():
+  # 1000x real time at 4 kHz and 46,600 FLOPs a sample need 186.4 GFLOP/s: 111.6% of 167.
+  assert peak.needed_fraction(4_000_000, 46_600.0, 167e9) == "111.6%"
+  assert peak.needed_fraction(40_000, 1.61e6, 161e9) == "40.0%"
+  assert peak.needed_fraction(None, 46_600.0, 167e9) == "-"
+  assert peak.needed_fraction(4_000_000, None, 167e9) == "-"
