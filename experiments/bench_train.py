@@ -210,9 +210,10 @@ def main(argv):
     of_bf16 = peak.fraction(r["flop/s"], bf16_peak) if bf16 else "-"
     pytorch = PYTORCH_SAMPLES_PER_S.get(name.removesuffix(peak.BFLOAT16_SUFFIX))
     per_sample = None if r["flop/s"] is None else r["flop/s"] / r["samples/s"]
-    needs = peak.needed_fraction(pytorch and 2 * pytorch, per_sample, peak_flops)
+    target = 2 * pytorch if pytorch else None
+    needs = peak.needed_fraction(target, per_sample, peak_flops)
     if bf16 and needs != "-":
-      needs += f"; {peak.needed_fraction(2 * pytorch, per_sample, bf16_peak)}"
+      needs += f"; {peak.needed_fraction(target, per_sample, bf16_peak)}"
     print(f"| {r['config']} | {r['model']} | {r['layers x channels']} | {r['products']} | "
           f"{r['s/step']:.3f} | {r['samples/s']:,.0f} | {gflops} | "
           f"{peak.fraction(r['flop/s'], peak_flops)} | {of_bf16} | {needs} |", flush=True)
