@@ -141,6 +141,15 @@ class DeepSynthData:
     self._check_split(split)
     return len(self._segments[split])
 
+  def split_frames(self, split: str) -> np.ndarray:
+    """Every frame of the songs in `split`, each once: uint8 (N, H, W), songs in manifest
+    order (frames for learning a per-frame function, e.g. `experiments/distill_reader.py`)."""
+    self._check_split(split)
+    songs = np.unique(self._segments[split][:, 0])
+    if not len(songs):
+      return np.zeros((0, *self.frame_shape), np.uint8)
+    return np.concatenate([self._frames[s] for s in songs])
+
   def segment(self, split: str, index: int) -> tuple[int, int]:
     """(song index into manifest['songs'], start sample) of example `index` of `split`."""
     self._check_split(split)

@@ -33,7 +33,9 @@ step does its steady-state work.
 Configs: `cpu` (experiments/configs/cpu.py, 7 x 64), `lL_cC` (L layers x C channels with the
 Table 1 encoder and conditioning, i.e. the Table 1 settings without their dropout), `parallel`
 (experiments/configs/keysynth_phase_cpu.py, the shipped default: note-relative phases, the
-instrument plays `keysynth.max_voices` = 16 voices), `parallel_absolute_phases`
+instrument plays `keysynth.max_voices` = 16 voices), `parallel_fast`
+(the same with the row trunk in its key reader, as `experiments.distill_reader` makes the
+shipped models/demo_keysynth_fast), `parallel_absolute_phases`
 (experiments/configs/keysynth_cpu.py: phases fixed by absolute time, shared by every clip) and
 `parallel_all_keys` (that, with all 88 keys through the instrument, as before voices). A WaveNet
 name + "_bf16" (e.g. `l7_c128_bf16`) samples with bfloat16 operands and float32 sums in every
@@ -70,7 +72,7 @@ from absl import app, flags
 
 from deepsynth_jax import console, host_devices, models
 from deepsynth_jax.models import autoregressive
-from experiments import peak
+from experiments import distill_reader, peak
 from experiments.configs import cpu, keysynth_cpu, keysynth_phase_cpu, table1
 
 flags.DEFINE_list("configs", ["cpu", "l7_c128", "l7_c128_bf16", "l7_c256", "l10_c256",
@@ -112,6 +114,11 @@ def config_for(name: str) -> ml_collections.ConfigDict:
     return cpu.get_config()
   if name in ("parallel", "keysynth"):
     return keysynth_phase_cpu.get_config()
+  if name == "parallel_fast":
+    config = keysynth_phase_cpu.get_config()
+    config.keysynth.reader_trunk = distill_reader.STUDENT_TRUNK
+    config.keysynth.key_channels = distill_reader.STUDENT_CHANNELS
+    return config
   if name == "parallel_absolute_phases":
     return keysynth_cpu.get_config()
   if name == "parallel_all_keys":
@@ -122,7 +129,8 @@ def config_for(name: str) -> ml_collections.ConfigDict:
     layers, channels = (int(x) for x in name[1:].split("_c"))
     assert name.startswith("l")
   except (ValueError, AssertionError):
-    raise app.UsageError(f"unknown config {name!r}; use cpu, parallel, parallel_absolute_phases, "
+    raise app.UsageError(f"unknown config {name!r}; use cpu, parallel, parallel_fast, "
+                         "parallel_absolute_phases, "
                          "parallel_all_keys or lL_cC, e.g. l10_c512") from None
   return table1.get_config(f"drop75_l{layers}_c{channels}")
 
@@ -309,7 +317,8 @@ def main(argv):
         if batch == 1:
           fast_b1.setdefault(name, r["sps"])
         base = name.removesuffix(peak.BFLOAT16_SUFFIX)
-        target = TARGETS.get(("parallel" if base == "keysynth" else base, batch))
+        parallel = base == "keysynth" or base.startswith("parallel")  # any one-pass generator
+        target = TARGETS.get(("parallel" if parallel else base, batch))
         flop_s = None if r["flops"] is None else r["sps"] * r["flops"]
         mflop = "-" if r["flops"] is None else f"{r['flops'] / 1e6:.2f}"
         gflop_s = "-" if flop_s is None else f"{flop_s / 1e9:.1f}"

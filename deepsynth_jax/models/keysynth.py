@@ -276,6 +276,8 @@ class KeySynth(nn.Module):
   num_age_features: int = 8
   sample_rate: int = 4000
   reader: str = "columns"  # "columns" (`KeyReader`) or "placed" (`PlacedKeyReader`)
+  # The placed reader's column features: "conv" (VGG-like stages) or "rows" (`RowTrunk`).
+  reader_trunk: str = "conv"
   # Key states rounded (p > 0.5) for `held_over` / `press_kept` / `sounding` in generation and
   # validation (training keeps them soft: `loss_fn`). Needed for camera video.
   hard_held: bool = False
@@ -295,7 +297,10 @@ class KeySynth(nn.Module):
 
   def setup(self):
     if self.reader == "placed":
-      self.key_reader = PlacedKeyReader(self.key_channels, self.key_hidden)
+      self.key_reader = PlacedKeyReader(self.key_channels, self.key_hidden,
+                                        trunk=self.reader_trunk)
+    elif self.reader_trunk != "conv":
+      raise ValueError(f"keysynth.reader_trunk={self.reader_trunk!r} needs reader='placed'")
     elif self.reader == "columns":
       self.key_reader = KeyReader(self.key_channels, self.key_hidden)
     else:
@@ -671,6 +676,7 @@ class KeySynthGenerator(Generator):
                     key_hidden=c.key_hidden, num_age_features=config.conditioning.num_age_features,
                     sample_rate=self.sample_rate,
                     reader=c.get("reader", "columns"),  # runs made before the option: columns
+                    reader_trunk=c.get("reader_trunk", "conv"),  # and VGG-like stages
                     hard_held=c.get("hard_held", False),
                     max_voices=c.get("max_voices", 0),  # runs made before the option: all 88
                     onset_grid=c.get("onset_grid", 0),  # and absolute-time phases
