@@ -143,7 +143,7 @@ class DeepSynthData:
 
   def split_frames(self, split: str) -> np.ndarray:
     """Every frame of the songs in `split`, each once: uint8 (N, H, W), songs in manifest
-    order (frames for learning a per-frame function, e.g. `experiments/distill_reader.py`)."""
+    order (frames for learning a per-frame function, e.g. `experiments/distill.py`)."""
     self._check_split(split)
     songs = np.unique(self._segments[split][:, 0])
     if not len(songs):

@@ -1,7 +1,8 @@
 r"""Generation speed of the sampler: samples/s, real-time factor, and speed-up over the naive one.
 
   python -m experiments.bench_sampler
-      [--configs=cpu,l7_c128,l7_c128_bf16,l7_c256,l10_c256,l10_c512,parallel]
+      [--configs=cpu,l7_c128,l7_c128_bf16,l7_c256,l10_c256,l10_c512,parallel,parallel_fast,
+                 parallel_faster]
       [--batch_sizes=1,16,64] [--naive_configs=cpu,l7_c128,l7_c256] [--repeats=2]
       [--clip_seconds=5] [--clip_frames=30,150] [--cpu_devices=N]
 
@@ -33,9 +34,10 @@ step does its steady-state work.
 Configs: `cpu` (experiments/configs/cpu.py, 7 x 64), `lL_cC` (L layers x C channels with the
 Table 1 encoder and conditioning, i.e. the Table 1 settings without their dropout), `parallel`
 (experiments/configs/keysynth_phase_cpu.py, the shipped default: note-relative phases, the
-instrument plays `keysynth.max_voices` = 16 voices), `parallel_fast`
-(the same with the row trunk in its key reader, as `experiments.distill_reader` makes the
-shipped models/demo_keysynth_fast), `parallel_absolute_phases`
+instrument plays `keysynth.max_voices` = 16 voices), `parallel_fast` and `parallel_faster`
+(the sizes of models/demo_keysynth_fast and models/demo_keysynth_faster, read from their run.json:
+the default with the row trunk in its key reader, and that with a 1 x 32 instrument MLP;
+`experiments.distill`), `parallel_absolute_phases`
 (experiments/configs/keysynth_cpu.py: phases fixed by absolute time, shared by every clip) and
 `parallel_all_keys` (that, with all 88 keys through the instrument, as before voices). A WaveNet
 name + "_bf16" (e.g. `l7_c128_bf16`) samples with bfloat16 operands and float32 sums in every
@@ -70,17 +72,18 @@ import ml_collections
 import numpy as np
 from absl import app, flags
 
-from deepsynth_jax import console, host_devices, models
+from deepsynth_jax import checkpointing, console, host_devices, models
 from deepsynth_jax.models import autoregressive
-from experiments import distill_reader, peak
+from experiments import peak
 from experiments.configs import cpu, keysynth_cpu, keysynth_phase_cpu, table1
 
 flags.DEFINE_list("configs", ["cpu", "l7_c128", "l7_c128_bf16", "l7_c256", "l10_c256",
-                             "l10_c512", "parallel"],
+                             "l10_c512", "parallel", "parallel_fast", "parallel_faster"],
                   "cpu, lL_cC (L layers x C channels, Table 1 encoder), parallel (the default "
-                  "KeySynth; `keysynth` is another name for it), parallel_absolute_phases or "
-                  "parallel_all_keys; a WaveNet name + '_bf16': with bfloat16 products "
-                  "(wavenet.dtype).")
+                  "KeySynth; `keysynth` is another name for it), parallel_fast and "
+                  "parallel_faster (the sizes of models/demo_keysynth_fast and _faster), "
+                  "parallel_absolute_phases or parallel_all_keys; a WaveNet name + '_bf16': with "
+                  "bfloat16 products (wavenet.dtype).")
 flags.DEFINE_float("clip_seconds", 5.0, "Clip length of a one-pass (parallel) generator's run.")
 flags.DEFINE_list("clip_frames", ["30", "150"],
                   "Frames per clip for a one-pass generator (30: sparse, 150: 30 fps).")
@@ -105,6 +108,11 @@ PYTORCH = {("l7_c128", 1): "955-1,763", ("l7_c128", 16): "8,728-16,918",
            ("l10_c512", 1): "110-200"}
 
 
+# One-pass generators distilled from the default (`experiments.distill`), by their model folders.
+SHIPPED_STUDENTS = {"parallel_fast": "models/demo_keysynth_fast",
+                    "parallel_faster": "models/demo_keysynth_faster"}
+
+
 def config_for(name: str) -> ml_collections.ConfigDict:
   """The config a --configs name stands for; a WaveNet name ending in "_bf16" is that config
   with bfloat16 products (`peak.bfloat16_config`)."""
@@ -114,11 +122,9 @@ def config_for(name: str) -> ml_collections.ConfigDict:
     return cpu.get_config()
   if name in ("parallel", "keysynth"):
     return keysynth_phase_cpu.get_config()
-  if name == "parallel_fast":
-    config = keysynth_phase_cpu.get_config()
-    config.keysynth.reader_trunk = distill_reader.STUDENT_TRUNK
-    config.keysynth.key_channels = distill_reader.STUDENT_CHANNELS
-    return config
+  if name in SHIPPED_STUDENTS:  # their sizes, from the shipped run record
+    record = checkpointing.read_run_record(SHIPPED_STUDENTS[name])
+    return checkpointing.config_from_record(record)
   if name == "parallel_absolute_phases":
     return keysynth_cpu.get_config()
   if name == "parallel_all_keys":
@@ -130,8 +136,8 @@ def config_for(name: str) -> ml_collections.ConfigDict:
     assert name.startswith("l")
   except (ValueError, AssertionError):
     raise app.UsageError(f"unknown config {name!r}; use cpu, parallel, parallel_fast, "
-                         "parallel_absolute_phases, "
-                         "parallel_all_keys or lL_cC, e.g. l10_c512") from None
+                         "parallel_faster, parallel_absolute_phases, parallel_all_keys or lL_cC, "
+                         "e.g. l10_c512") from None
   return table1.get_config(f"drop75_l{layers}_c{channels}")
 
 

@@ -526,12 +526,14 @@ class KeySynth(nn.Module):
     omega = self._omega()
     sin0, cos0 = sin_cos(phase)                                          # (n, M)
     r = np.arange(self.hop)
-    table = jnp.asarray(np.concatenate([np.cos(omega[:, None] * r), np.sin(omega[:, None] * r)]),
-                        jnp.float32)                                     # (2M, hop)
+    cos_table = jnp.asarray(np.cos(omega[:, None] * r), jnp.float32)     # (M, hop)
+    sin_table = jnp.asarray(np.sin(omega[:, None] * r), jnp.float32)
     start, delta = amps[:, :-1], amps[:, 1:] - amps[:, :-1]
 
     def block(a):  # sum_m a_m(t_i) sin(omega_m (t_i + r)) for every block i and offset r
-      return jnp.concatenate([a * sin0, a * cos0], axis=-1) @ table    # (B, n, hop)
+      # Two products rather than one of the terms side by side: their (B, n, 2M) concatenation
+      # cost more than the second product (a sparse 5 s clip 1.05x as fast, 2026-12-02).
+      return (a * sin0) @ cos_table + (a * cos0) @ sin_table             # (B, n, hop)
 
     ramp = jnp.asarray(r / self.hop, jnp.float32)
     out = block(start) + ramp * block(delta)

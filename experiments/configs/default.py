@@ -58,7 +58,7 @@ def get_config() -> ml_collections.ConfigDict:
   config.keysynth.reader = "placed"
   # The placed reader's column features: "conv" (VGG-like 3x3 stages, key_channels per stage) or
   # "rows" (a width-3 convolution along the columns with a column's pixels as its channels,
-  # key_channels per stage: ~15x fewer FLOPs; experiments/distill_reader.py).
+  # key_channels per stage: ~15x fewer FLOPs; experiments/distill.py).
   config.keysynth.reader_trunk = "conv"
   # Channels of the reader's conv stages and hidden units of its per-column layers.
   config.keysynth.key_channels = (8, 16, 16)

@@ -1,4 +1,4 @@
-"""The row trunk of the key reader, and a student reader distilled from a trained KeySynth's."""
+"""The row trunk of the key reader, and students distilled from a trained KeySynth."""
 
 import json
 import os
@@ -13,7 +13,7 @@ from flax.training import train_state
 from data_gen import keyboard
 from deepsynth_jax import checkpointing, models, runs, train
 from deepsynth_jax.models import key_reader
-from experiments import distill_reader
+from experiments import distill
 from experiments.configs import test as test_config
 
 
@@ -91,11 +91,22 @@ def teacher_run(tmp_path_factory, tiny_data_dir, data) -> str:
   return workdir
 
 
+def _leaves(params):
+  return {jax.tree_util.keystr(k): v for k, v in jax.tree_util.tree_leaves_with_path(params)}
+
+
+def _assert_only_trained_parts_differ(student, teacher, trained):
+  ours, theirs = _leaves(student), _leaves(teacher)
+  for name, value in theirs.items():
+    if not any(part in name for part in trained):
+      np.testing.assert_array_equal(ours[name], value, err_msg=name)
+
+
 def test_distilled_reader_learns_the_teachers_keys_and_keeps_the_rest(teacher_run, tmp_path):
   workdir = str(tmp_path / "student")
-  kwargs = dict(trunk="rows", channels=(8, 4), steps=40, batch_frames=16, learning_rate=1e-2,
-                warmup_steps=2, eval_every=10, seed=0)
-  best = distill_reader.distill(teacher_run, workdir, **kwargs)
+  kwargs = dict(part="reader", sizes={"reader_trunk": "rows", "key_channels": (8, 4)}, steps=40,
+                batch_frames=16, learning_rate=1e-2, warmup_steps=2, eval_every=10, seed=0)
+  best = distill.distill(teacher_run, workdir, **kwargs)
   rows = [json.loads(line) for line in open(os.path.join(workdir, "metrics.jsonl"))]
   validation = [r for r in rows if r["split"] == "validation"]
   assert [r["step"] for r in validation] == [10, 20, 30, 40]
@@ -106,21 +117,44 @@ def test_distilled_reader_learns_the_teachers_keys_and_keeps_the_rest(teacher_ru
   record = checkpointing.read_run_record(workdir)
   assert record["config"]["keysynth"]["reader_trunk"] == "rows"
   assert record["config"]["distill"]["teacher"] == teacher_run
+  assert record["config"]["distill"]["part"] == "reader"
   assert record["learned_from"] == {"uses_key_labels": False, "frame_mode": "sparse"}
   student = runs.load_run(workdir)
   assert student.step == best["step"]
-  teacher = checkpointing.best_params(teacher_run)
-  flat = lambda p: {jax.tree_util.keystr(k): v for k, v in jax.tree_util.tree_leaves_with_path(p)}
-  ours, theirs = flat(student.params), flat(teacher)
   # Everything but the reader is the teacher's, bit for bit; the reader's trunk is new.
-  for name, value in theirs.items():
-    if "key_reader" not in name:
-      np.testing.assert_array_equal(ours[name], value, err_msg=name)
-  assert any("RowTrunk_0" in name for name in ours)
-  assert not any("Conv_0" in name for name in ours)
+  _assert_only_trained_parts_differ(student.params, checkpointing.best_params(teacher_run),
+                                    ["key_reader"])
+  assert any("RowTrunk_0" in name for name in _leaves(student.params))
+  assert not any("Conv_0" in name for name in _leaves(student.params))
 
   with pytest.raises(checkpointing.CheckpointError, match="already holds a run"):
-    distill_reader.distill(teacher_run, workdir, **kwargs)
+    distill.distill(teacher_run, workdir, **kwargs)
+
+
+def test_distilled_instrument_learns_the_teachers_amplitudes(teacher_run, tmp_path):
+  workdir = str(tmp_path / "student")
+  best = distill.distill(teacher_run, workdir, part="instrument",
+                         sizes={"envelope_hidden": 4, "envelope_layers": 2}, steps=30,
+                         learning_rate=1e-2, warmup_steps=2, eval_every=10, seed=0,
+                         batch_clips=2, crop_samples=512, validation_clips=2)
+  validation = [json.loads(line) for line in open(os.path.join(workdir, "metrics.jsonl"))]
+  errors = [r["amp_error"] for r in validation if r["split"] == "validation"]
+  assert len(errors) == 3 and best["amp_error"] == min(errors) < errors[0]
+  student = runs.load_run(workdir)
+  assert student.generator.module.envelope_hidden == 4
+  _assert_only_trained_parts_differ(student.params, checkpointing.best_params(teacher_run),
+                                    ["envelope", "harmonics"])
+
+
+def test_a_student_whose_untrained_parts_do_not_fit_is_refused(teacher_run, tmp_path):
+  with pytest.raises(ValueError, match="does not train them"):
+    distill.distill(teacher_run, str(tmp_path / "student"), part="reader",
+                    sizes={"envelope_hidden": 4}, steps=1, learning_rate=1e-2, warmup_steps=1,
+                    eval_every=1, seed=0)
+  with pytest.raises(ValueError, match="--part='voice'"):
+    distill.distill(teacher_run, str(tmp_path / "student"), part="voice", sizes={}, steps=1,
+                    learning_rate=1e-2, warmup_steps=1, eval_every=1, seed=0)
+  assert not (tmp_path / "student").exists()  # refused before anything is written
 
 
 def test_distillation_needs_a_keysynth_with_the_placed_reader():
@@ -128,4 +162,4 @@ def test_distillation_needs_a_keysynth_with_the_placed_reader():
   config.model = "keysynth"
   config.keysynth.reader = "columns"
   with pytest.raises(ValueError, match="placed reader"):
-    distill_reader.student_config(config, "rows", (4,), "some/run", {})
+    distill.student_config(config, "some/run", {"reader_trunk": "rows"}, {})
