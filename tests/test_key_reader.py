@@ -1,4 +1,5 @@
-"""The key reader's trunk stage: the same function and parameters as flax's conv, ReLU, pool."""
+"""The key reader's trunk stage: the same function and parameters as flax's conv, ReLU, pool;
+and the placed reader's read of each key's place."""
 
 from __future__ import annotations
 
@@ -52,3 +53,19 @@ def test_conv_stage_is_flax_conv_relu_and_max_pool(channels, window, shape):
   assert got.shape == expected.shape
   np.testing.assert_allclose(got, expected, atol=1e-5)
   assert float(jnp.max(got)) > 0 and float(jnp.min(got)) == 0.0  # ReLU on both sides of 0
+
+
+@pytest.mark.parametrize("window", [0, 1, 2])
+def test_read_places_interpolates_each_clipped_position(window):
+  """The placed reader's read as slices of the edge-padded columns equals reading each position
+  (centre + offset, clipped to the image) by its own interpolation, past either edge too."""
+  x = jax.random.normal(jax.random.PRNGKey(0), (3, 20, 5))
+  centre = jnp.asarray([-30.0, -3.2, -1.7, -1.0, -0.3, 0.0, 0.4, 1.5, 9.25, 17.9, 18.5, 19.0,
+                        19.2, 21.6, 50.0])
+  offsets = jnp.arange(-window, window + 1, dtype=jnp.float32)
+  at = jnp.clip(centre[:, None] + offsets[None], 0.0, 19.0)                # (K, 2w+1)
+  lo = jnp.floor(at).astype(jnp.int32)
+  hi = jnp.minimum(lo + 1, 19)
+  frac = (at - lo)[..., None]
+  expected = x[:, lo] * (1.0 - frac) + x[:, hi] * frac                    # (N, K, 2w+1, D)
+  np.testing.assert_allclose(key_reader.read_places(x, centre, window), expected, atol=1e-6)
