@@ -237,11 +237,6 @@ def distill(teacher_dir: str, workdir: str, *, part: str, sizes: dict[str, Any],
                 "frame_index": jnp.zeros((1, 64), jnp.int32),
                 "frame_age": jnp.zeros((1, 64), jnp.int32)}
   params = train.warm_start(student.init(jax.random.key(seed), init_batch), teacher_dir)
-  if part == "reader":
-    task = reader_part(teacher, teacher_params, student, data, batch_frames, seed)
-  else:
-    task = instrument_part(teacher, teacher_params, student, data, config, batch_clips,
-                           crop_samples, validation_clips, seed)
   names = tuple(k for k in params if TRAINED[part](k))
   theirs = _leaves(teacher_params)
   unfit = [name for name, leaf in _leaves({k: v for k, v in params.items()
@@ -250,6 +245,11 @@ def distill(teacher_dir: str, workdir: str, *, part: str, sizes: dict[str, Any],
   if unfit:
     raise ValueError(f"the student's {', '.join(unfit)} do not fit the teacher's and --part="
                      f"{part} does not train them; change only the {part}'s sizes")
+  if part == "reader":
+    task = reader_part(teacher, teacher_params, student, data, batch_frames, seed)
+  else:
+    task = instrument_part(teacher, teacher_params, student, data, config, batch_clips,
+                           crop_samples, validation_clips, seed)
 
   schedule = optax.warmup_cosine_decay_schedule(0.0, learning_rate, warmup_steps, steps)
   optimizer = optax.adam(schedule)
