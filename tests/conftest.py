@@ -65,6 +65,35 @@ def data(tiny_data_dir):
   return input_pipeline.load_dataset(tiny_data_dir)
 
 
+def write_keysynth_run(workdir: str, data_dir: str, offset: float) -> str:
+  """Writes a KeySynth run directory as train.py leaves it (run.json, a best checkpoint at step
+  3): the test config's KeySynth on `data_dir`, its initial parameters + `offset` (away from the
+  init, so that a copy of them is recognizably this run's). Returns `workdir`."""
+  import jax
+  import optax
+  from flax.training import train_state
+
+  from deepsynth_jax import checkpointing, input_pipeline, models, train
+  from experiments.configs import test as test_config
+
+  data = input_pipeline.load_dataset(data_dir)
+  config = test_config.get_config()
+  config.data_dir = data_dir
+  config.model = "keysynth"
+  generator = models.build_generator(config, data.sample_rate)
+  batch = generator.select_fields(next(data.batches("train", 1, seed=0, epoch=0,
+                                                    crop_samples=256)))
+  params = jax.tree.map(lambda x: x + offset, generator.init(jax.random.key(0), batch))
+  state = train_state.TrainState.create(apply_fn=generator.module.apply, params=params,
+                                        tx=optax.sgd(0.1))
+  checkpointing.write_run_record(workdir, config, train._data_facts(data),
+                                 learned_from={"uses_key_labels": False, "frame_mode": "sparse"})
+  ckpts = checkpointing.RunCheckpoints(workdir)
+  ckpts.save_best(3, state, {"step": 3, "history": []}, 5.0)
+  ckpts.close()
+  return workdir
+
+
 @pytest.fixture(scope="module")
 def clip(data):
   """Sparse frames (F, H, W) and their start samples of a validation example."""

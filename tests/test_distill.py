@@ -6,15 +6,14 @@ import os
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 import pytest
-from flax.training import train_state
 
 from data_gen import keyboard
-from deepsynth_jax import checkpointing, models, runs, train
+from deepsynth_jax import checkpointing, models, runs
 from deepsynth_jax.models import key_reader
 from experiments import distill
 from experiments.configs import test as test_config
+from tests.conftest import write_keysynth_run
 
 
 def test_column_conv_is_a_dense_layer_on_each_column_and_its_neighbours():
@@ -71,24 +70,9 @@ def test_split_frames_are_the_frames_of_the_splits_songs_each_once(data):
 
 
 @pytest.fixture(scope="module")
-def teacher_run(tmp_path_factory, tiny_data_dir, data) -> str:
+def teacher_run(tmp_path_factory, tiny_data_dir) -> str:
   """A trained-looking KeySynth run (the test config's, placed reader) with a best checkpoint."""
-  workdir = str(tmp_path_factory.mktemp("teacher"))
-  config = test_config.get_config()
-  config.data_dir = tiny_data_dir
-  config.model = "keysynth"
-  generator = models.build_generator(config, data.sample_rate)
-  batch = generator.select_fields(next(data.batches("train", 1, seed=0, epoch=0,
-                                                    crop_samples=256)))
-  params = jax.tree.map(lambda x: x + 0.3, generator.init(jax.random.key(0), batch))
-  state = train_state.TrainState.create(apply_fn=generator.module.apply, params=params,
-                                        tx=optax.sgd(0.1))
-  checkpointing.write_run_record(workdir, config, train._data_facts(data),
-                                 learned_from={"uses_key_labels": False, "frame_mode": "sparse"})
-  ckpts = checkpointing.RunCheckpoints(workdir)
-  ckpts.save_best(3, state, {"step": 3, "history": []}, 5.0)
-  ckpts.close()
-  return workdir
+  return write_keysynth_run(str(tmp_path_factory.mktemp("teacher")), tiny_data_dir, 0.3)
 
 
 def _leaves(params):

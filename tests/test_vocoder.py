@@ -22,6 +22,7 @@ from deepsynth_jax.models import autoregressive, vocoder, wavenet
 from experiments import vocoder_gain_blocks
 from experiments.configs import default, vocoder_cpu
 from experiments.configs import test as test_config
+from tests.conftest import write_keysynth_run
 
 H, W = 16, 32
 
@@ -148,26 +149,10 @@ def data(tiny_data_dir):
 
 
 @pytest.fixture(scope="module")
-def keysynth_run(tmp_path_factory, tiny_data_dir, data) -> str:
-  """A KeySynth run directory as train.py leaves it (run.json and a best checkpoint)."""
-  workdir = str(tmp_path_factory.mktemp("keysynth_run"))
-  config = test_config.get_config()
-  config.data_dir = tiny_data_dir
-  config.model = "keysynth"
-  generator = models.build_generator(config, data.sample_rate)
-  batch = generator.select_fields(next(data.batches("train", 1, seed=0, epoch=0,
-                                                    crop_samples=256)))
-  params = generator.init(jax.random.key(0), batch)
-  # Away from the init (louder harmonics), so that the frozen copy is recognizably this one.
-  params = jax.tree.map(lambda x: x + 0.5, params)
-  state = train_state.TrainState.create(apply_fn=generator.module.apply, params=params,
-                                        tx=optax.sgd(0.1))
-  checkpointing.write_run_record(workdir, config, train._data_facts(data),
-                                 learned_from={"uses_key_labels": False, "frame_mode": "sparse"})
-  ckpts = checkpointing.RunCheckpoints(workdir)
-  ckpts.save_best(3, state, {"step": 3, "history": []}, 5.0)
-  ckpts.close()
-  return workdir
+def keysynth_run(tmp_path_factory, tiny_data_dir) -> str:
+  """A KeySynth run directory as train.py leaves it (run.json and a best checkpoint), its
+  harmonics louder than at the init, so that the frozen copy is recognizably this one."""
+  return write_keysynth_run(str(tmp_path_factory.mktemp("keysynth_run")), tiny_data_dir, 0.5)
 
 
 def _config(tiny_data_dir: str, keysynth_run: str):
