@@ -298,10 +298,10 @@ class KeySynthStream(Stream):
       facts = {k: np.concatenate([self._facts[f][k] for f in at])[None]
                for k in ("pressed", "held", "press", "note_press", "no_new_key")}
       facts["start"] = np.asarray(self._times, np.int32)[at][None]
-      phase = self._module.block_phases(first, padded)
+      phase = tuple(map(jnp.asarray, self._module.block_sin_cos(first, padded)))
       audio, played = _keysynth_blocks(self._module, self.run.params,
                                        jnp.asarray(points, jnp.int32)[None], facts,
-                                       jnp.asarray(phase), jnp.asarray(self._previous))
+                                       phase, jnp.asarray(self._previous))
       self._pending = np.concatenate([self._pending, np.asarray(audio[0, :count * hop])])
       self._previous = np.asarray(played[:, count - 1])
       self._blocks_done += count

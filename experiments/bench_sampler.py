@@ -2,7 +2,7 @@ r"""Generation speed of the sampler: samples/s, real-time factor, and speed-up o
 
   python -m experiments.bench_sampler
       [--configs=cpu,l7_c128,l7_c128_bf16,l7_c256,l10_c256,l10_c512,parallel,parallel_fast,
-                 parallel_faster]
+                 parallel_faster,parallel_faster_hop32]
       [--batch_sizes=1,16,64] [--naive_configs=cpu,l7_c128,l7_c256] [--repeats=2]
       [--clip_seconds=5] [--clip_frames=30,150] [--cpu_devices=N]
 
@@ -37,7 +37,8 @@ Table 1 encoder and conditioning, i.e. the Table 1 settings without their dropou
 instrument plays `keysynth.max_voices` = 16 voices), `parallel_fast` and `parallel_faster`
 (the sizes of models/demo_keysynth_fast and models/demo_keysynth_faster, read from their run.json:
 the default with the row trunk in its key reader, and that with a 1 x 32 instrument MLP;
-`experiments.distill`), `parallel_absolute_phases`
+`experiments.distill`), `parallel_faster_hop32` (models/demo_keysynth_faster_hop32: that model
+generating at a 32-sample control hop, `keysynth.generation_hop`), `parallel_absolute_phases`
 (experiments/configs/keysynth_cpu.py: phases fixed by absolute time, shared by every clip) and
 `parallel_all_keys` (that, with all 88 keys through the instrument, as before voices). A WaveNet
 name + "_bf16" (e.g. `l7_c128_bf16`) samples with bfloat16 operands and float32 sums in every
@@ -78,10 +79,12 @@ from experiments import peak
 from experiments.configs import cpu, keysynth_cpu, keysynth_phase_cpu, table1
 
 flags.DEFINE_list("configs", ["cpu", "l7_c128", "l7_c128_bf16", "l7_c256", "l10_c256",
-                             "l10_c512", "parallel", "parallel_fast", "parallel_faster"],
+                             "l10_c512", "parallel", "parallel_fast", "parallel_faster",
+                             "parallel_faster_hop32"],
                   "cpu, lL_cC (L layers x C channels, Table 1 encoder), parallel (the default "
-                  "KeySynth; `keysynth` is another name for it), parallel_fast and "
-                  "parallel_faster (the sizes of models/demo_keysynth_fast and _faster), "
+                  "KeySynth; `keysynth` is another name for it), parallel_fast, "
+                  "parallel_faster and parallel_faster_hop32 (the settings of "
+                  "models/demo_keysynth_fast, _faster and _faster_hop32), "
                   "parallel_absolute_phases or parallel_all_keys; a WaveNet name + '_bf16': with "
                   "bfloat16 products (wavenet.dtype).")
 flags.DEFINE_float("clip_seconds", 5.0, "Clip length of a one-pass (parallel) generator's run.")
@@ -110,7 +113,8 @@ PYTORCH = {("l7_c128", 1): "955-1,763", ("l7_c128", 16): "8,728-16,918",
 
 # One-pass generators distilled from the default (`experiments.distill`), by their model folders.
 SHIPPED_STUDENTS = {"parallel_fast": "models/demo_keysynth_fast",
-                    "parallel_faster": "models/demo_keysynth_faster"}
+                    "parallel_faster": "models/demo_keysynth_faster",
+                    "parallel_faster_hop32": "models/demo_keysynth_faster_hop32"}
 
 
 def config_for(name: str) -> ml_collections.ConfigDict:
@@ -136,8 +140,8 @@ def config_for(name: str) -> ml_collections.ConfigDict:
     assert name.startswith("l")
   except (ValueError, AssertionError):
     raise app.UsageError(f"unknown config {name!r}; use cpu, parallel, parallel_fast, "
-                         "parallel_faster, parallel_absolute_phases, parallel_all_keys or lL_cC, "
-                         "e.g. l10_c512") from None
+                         "parallel_faster, parallel_faster_hop32, parallel_absolute_phases, "
+                         "parallel_all_keys or lL_cC, e.g. l10_c512") from None
   return table1.get_config(f"drop75_l{layers}_c{channels}")
 
 
@@ -259,16 +263,18 @@ def profile_one_pass(generator: models.Generator, params: Any, num_frames: int,
   frames, index, age = clips(1, steps, num_frames)
   apply = lambda method: jax.jit(lambda p, *a: module.apply({"params": p}, *a, method=method))
   control, note_phases = apply("control_amplitudes"), apply("note_phases")
-  amplitudes, _, note_age = control(params, frames, index, age)
-  if note_age is None:
-    phase = jnp.asarray(module.block_phases(0, amplitudes.shape[1] - 1))
+  amplitudes, _, note_start = control(params, frames, index, age)
+  points, inside = module.control_points(steps)
+  phase_args = (jnp.asarray(points[None, :-1]), note_start, index[:, inside[:-1]])
+  if note_start is None:
+    phase = tuple(map(jnp.asarray, module.block_sin_cos(0, amplitudes.shape[1] - 1)))
   else:
-    phase = note_phases(params, note_age[:, :-1])
+    phase = note_phases(params, *phase_args)
   ms = lambda fn, *a: 1e3 * best_time(lambda: fn(params, *a), repeats)[1]
   return {"key reader": ms(apply("key_logits"), frames),
          "control amplitudes (reader included)": ms(control, frames, index, age),
-         "phases": 0.0 if note_age is None else ms(note_phases, note_age[:, :-1]),
-         "synthesis": ms(apply("synthesize_blocks"), amplitudes, phase),
+         "phases": 0.0 if note_start is None else ms(note_phases, *phase_args),
+         "synthesis": ms(apply("synthesize_blocks"), amplitudes, *phase),
          "whole clip": ms(lambda p: generator.generate(p, frames, index, age).audio)}
 
 

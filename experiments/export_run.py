@@ -24,7 +24,8 @@ from deepsynth_jax import checkpointing, console
 
 # Config fields that only generation (and validation) read: training ignores them, so setting
 # them at export changes how the exported model plays, not what it learned.
-GENERATION_SETTINGS = {"keysynth.max_voices": int, "keysynth.release_ms": float}
+GENERATION_SETTINGS = {"keysynth.max_voices": int, "keysynth.release_ms": float,
+                       "keysynth.generation_hop": int}
 
 
 def parse_generation(items: list[str]) -> dict[str, object]:

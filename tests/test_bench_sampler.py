@@ -32,6 +32,10 @@ def test_parallel_is_the_shipped_default_generator():
   absolute = bench_sampler.config_for("parallel_absolute_phases").keysynth
   assert (absolute.onset_grid, absolute.max_voices) == (0, 16)
   assert bench_sampler.config_for("parallel_all_keys").keysynth.max_voices == 0
+  # The shipped students' settings, read from their run records.
+  hops = {name: models.build_generator(bench_sampler.config_for(name)).module.hop
+          for name in ("parallel_faster", "parallel_faster_hop32")}
+  assert hops == {"parallel_faster": 16, "parallel_faster_hop32": 32}
 
 
 def test_bf16_names_sample_with_bfloat16_products():

@@ -184,9 +184,9 @@ def _play_one_key(model, params, press: int, key: int = 48, t: int = 2600) -> np
                          jnp.asarray(age[None])))[0]
 
 
-def test_note_phases_restart_each_note_on_the_onset_grid():
-  """With `onset_grid`, a key struck at any time plays the same waveform from the next grid
-  point on, as the sampled piano does; with absolute-time phases it does not."""
+def _onset_grid_model(seed: int, detune: float = 0.0):
+  """(config, module, params): the test KeySynth with note-relative phases on a 16-sample grid,
+  audible, with random partial phases (and detunings of this standard deviation)."""
   config = _labelled_config()
   config.keysynth.onset_grid = 16
   config.crop_align = 16
@@ -196,9 +196,19 @@ def test_note_phases_restart_each_note_on_the_onset_grid():
   params = jax.jit(model.init)(jax.random.PRNGKey(0), frames, jnp.asarray(index[None]),
                                jnp.asarray(age[None]))["params"]
   params["harmonics"]["bias"] = jnp.ones_like(params["harmonics"]["bias"])
+  rng = np.random.default_rng(seed)
   params["partial_phase"] = jnp.asarray(
-      np.random.default_rng(0).uniform(0, 2 * np.pi, params["partial_phase"].shape)
-      / pm.PHASE_SCALE, jnp.float32)
+      rng.uniform(0, 2 * np.pi, params["partial_phase"].shape) / pm.PHASE_SCALE, jnp.float32)
+  if detune:
+    params["partial_detune"] = jnp.asarray(
+        rng.normal(0, detune, params["partial_detune"].shape), jnp.float32)
+  return config, model, params
+
+
+def test_note_phases_restart_each_note_on_the_onset_grid():
+  """With `onset_grid`, a key struck at any time plays the same waveform from the next grid
+  point on, as the sampled piano does; with absolute-time phases it does not."""
+  config, model, params = _onset_grid_model(0)
   a = _play_one_key(model, params, 500)   # the note starts at 512
   b = _play_one_key(model, params, 1012)  # at 1024
   c = _play_one_key(model, params, 505)   # at 512, like a
@@ -216,9 +226,66 @@ def test_note_phases_restart_each_note_on_the_onset_grid():
     models.build_generator(config)
 
 
+def test_a_note_keeps_its_phases_at_a_coarser_hop():
+  """At a coarser generation hop (32 samples) a note that starts inside a control block (on the
+  16-sample onset grid) plays, from the next block on, the waveform it plays at hop 16: only the
+  amplitudes' interpolation differs."""
+  _, model, params = _onset_grid_model(1, detune=0.1)
+  coarse = model.clone(hop=32)
+  fine = _play_one_key(model, params, 550)      # the note starts at 560, a block boundary at 16
+  mid = _play_one_key(coarse, params, 550)      # and inside a block at 32 (544-576)
+  assert np.corrcoef(fine[576:], mid[576:])[0, 1] > 0.999
+  # The same note started 16 samples later at hop 32 (on a block boundary): another waveform.
+  later = _play_one_key(coarse, params, 566)
+  assert np.corrcoef(mid[608:], later[608:])[0, 1] < 0.9
+
+
+def test_generation_hop_is_generation_only():
+  """`keysynth.generation_hop` sets the control hop of generation and validation; training
+  plays at TRAINING_HOP whatever it is."""
+  config = _labelled_config()
+  config.keysynth.teacher_forced_keys = False
+  config.keysynth.key_weight = 0.0
+  model, params, inputs = _model_and_params(_keys_with_floor([39, 46], 0.0), t=2000)
+  batch = {"frames": inputs[0], "frame_index": inputs[1], "frame_age": inputs[2],
+           "audio": jnp.asarray(_play(model, params, *inputs))}
+  losses = {}
+  for hop in (0, 32):
+    config.keysynth.generation_hop = hop
+    module = models.build_generator(config).module
+    assert module.hop == (hop or pm.TRAINING_HOP)
+    l1 = jax.jit(lambda p, module, train: pm.loss_fn(module, p, batch, config, train)[1]["l1"],
+                 static_argnums=(1, 2))
+    losses[hop] = [float(l1(params, module, train)) for train in (True, False)]
+  assert losses[0][0] == losses[32][0] < 1e-6  # training: the same, at 16
+  assert losses[32][1] > losses[0][1]          # validation: at 32
+  assert export_run.parse_generation(["keysynth.generation_hop=32"]) == {
+      "keysynth.generation_hop": 32}
+
+
+def test_partial_turns_are_each_partials_phase_in_exact_turns():
+  """f (p - s) mod 1 for float32 frequencies f (turns per sample), control points p and note
+  starts s (in rows): within float32 rounding of the exact value at ages up to 2^22 samples
+  (17 min at 4 kHz), negative starts too; its derivative in f is the age p - s."""
+  rng = np.random.default_rng(0)
+  freq = rng.uniform(2.0 ** -8, 0.5, 7).astype(np.float32)
+  points = rng.integers(0, 2 ** 22, (2, 5)).astype(np.int32)
+  starts = rng.integers(-2 ** 20, 2 ** 22, (2, 3, 7)).astype(np.float32)
+  rows = rng.integers(0, 3, (2, 5))
+  got = np.asarray(jax.jit(pm.partial_turns)(freq, points, starts, rows), np.float64)
+  age = points[..., None].astype(np.float64) - np.take_along_axis(
+      starts.astype(np.float64), rows[..., None], axis=1)                  # (2, 5, 7)
+  exact = np.mod(freq.astype(np.float64) * age + 0.5, 1.0) - 0.5
+  error = np.mod(got - exact + 0.5, 1.0) - 0.5
+  assert np.abs(error).max() < 2.0 ** -24 and np.all((got >= -0.5) & (got < 0.5))
+  _, tangent = jax.jvp(lambda f: pm.partial_turns(f, points, starts, rows),
+                       (jnp.asarray(freq),), (jnp.ones(7, jnp.float32),))
+  np.testing.assert_allclose(tangent, age, rtol=1e-6)
+
+
 def test_per_partial_reads_each_partials_key_value_exactly():
-  """The note phases' partial ages come from their keys' by a one-hot product: as exact as the
-  gather it replaced, for ages up to 2^24 samples (70 min at 4 kHz)."""
+  """The note phases' partial note starts come from their keys' by a one-hot product: as exact
+  as the gather it replaced, for values up to 2^24 samples (70 min at 4 kHz)."""
   key_of = pm.oscillator_bank(4000, 8)[1]
   rng = np.random.default_rng(0)
   ages = rng.integers(0, 2 ** 24, (2, 5, 88)).astype(np.float32)
@@ -289,17 +356,13 @@ def test_generate_is_the_forward_pass_and_scores_the_true_audio(keysynth_run):
                             batch["frame_age"]).cross_entropy is None
 
 
-def test_sin_cos_is_within_a_micro_unit_of_the_exact_values():
-  rng = np.random.default_rng(0)
-  for size in (np.pi, 100.0, 1e4):  # the oscillators' phases, reduced or not
-    phase = rng.uniform(-size, size, 100_000).astype(np.float32)
-    sin, cos = pm.sin_cos(jnp.asarray(phase))
-    exact = phase.astype(np.float64)
-    np.testing.assert_allclose(sin, np.sin(exact), atol=1e-6, rtol=0)
-    np.testing.assert_allclose(cos, np.cos(exact), atol=1e-6, rtol=0)
-  turns = np.float32(np.pi / 2) * np.arange(-8, 9, dtype=np.float32)
-  np.testing.assert_allclose(pm.sin_cos(jnp.asarray(turns))[0], np.sin(turns.astype(np.float64)),
-                             atol=1e-6)
+def test_sin_cos_turns_is_within_a_micro_unit_of_the_exact_values():
+  x = np.concatenate([np.random.default_rng(0).uniform(-0.5, 0.5, 100_000),
+                      np.arange(-4, 5) / 8]).astype(np.float32)  # and the quarter turns
+  sin, cos = pm.sin_cos_turns(jnp.asarray(x))
+  exact = 2 * np.pi * x.astype(np.float64)
+  np.testing.assert_allclose(sin, np.sin(exact), atol=1e-6, rtol=0)
+  np.testing.assert_allclose(cos, np.cos(exact), atol=1e-6, rtol=0)
 
 
 def test_stft_loss_averages_over_the_sizes_it_uses():

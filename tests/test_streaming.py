@@ -44,6 +44,9 @@ VARIANTS = {"keysynth": ("keysynth", {}),
             # Random keys shown pressed: with rounded key states a key at p < 0.5 is silent.
             "keysynth_hard_held": ("keysynth", {"keysynth.hard_held": True}, 3.0),
             "keysynth_onset_grid": ("keysynth", {"keysynth.onset_grid": 16, "crop_align": 16}),
+            # Control blocks of 32 samples: notes start inside them (on the 16-sample grid).
+            "keysynth_hop32": ("keysynth", {"keysynth.onset_grid": 16, "crop_align": 16,
+                                            "keysynth.generation_hop": 32}),
             "wavenet": ("wavenet", {})}
 
 

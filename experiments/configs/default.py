@@ -94,6 +94,10 @@ def get_config() -> ml_collections.ConfigDict:
   # (models/keysynth.py: release_envelope) instead of stopping within one 4 ms control block,
   # whose click an onset detector takes for a note (0 = the cut). Training never fades.
   config.keysynth.release_ms = 20.0
+  # Generate (and validate) with the instrument's control points this many samples apart (0 =
+  # training's 16, 4 ms): amplitudes interpolated over longer blocks, fewer MLP evaluations and
+  # passes over the partials per second of audio (models/keysynth.py: KeySynth.hop).
+  config.keysynth.generation_hop = 0
   # FFT sizes (samples) of the multi-resolution STFT loss.
   config.keysynth.stft_sizes = (64, 128, 256, 512)
   # Note-relative oscillator phases for audio whose notes start on a grid of this many samples
