@@ -27,11 +27,11 @@ def test_parts_give_the_dense_of_their_concatenation_with_its_parameters():
       [per_row, scale[..., None] * per_point[:, None], table[picks],
        jnp.broadcast_to(shared, (2, 5, 1))], axis=-1)                # (B, P, 10)
   key = jax.random.PRNGKey(3)
-  params = DenseOfParts(6).init(key, parts)
+  params = jax.jit(lambda k: DenseOfParts(6).init(k, parts))(key)
   assert jax.tree.map(jnp.shape, params) == {"params": {"kernel": (10, 6), "bias": (6,)}}
   dense = nn.Dense(6)
   np.testing.assert_array_equal(params["params"]["kernel"],
-                                dense.init(key, concatenated)["params"]["kernel"])
+                                jax.jit(dense.init)(key, concatenated)["params"]["kernel"])
   params["params"]["bias"] = jnp.asarray(rng.normal(size=6), jnp.float32)
-  np.testing.assert_allclose(DenseOfParts(6).apply(params, parts),
+  np.testing.assert_allclose(jax.jit(lambda p: DenseOfParts(6).apply(p, parts))(params),
                              dense.apply(params, concatenated), rtol=1e-5, atol=1e-6)

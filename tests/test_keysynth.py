@@ -246,19 +246,17 @@ def test_generation_hop_is_generation_only():
   config = _labelled_config()
   config.keysynth.teacher_forced_keys = False
   config.keysynth.key_weight = 0.0
-  model, params, inputs = _model_and_params(_keys_with_floor([39, 46], 0.0), t=2000)
+  model, params, inputs = _model_and_params(_keys_with_floor([39, 46], 0.0))
   batch = {"frames": inputs[0], "frame_index": inputs[1], "frame_age": inputs[2],
            "audio": jnp.asarray(_play(model, params, *inputs))}
-  losses = {}
-  for hop in (0, 32):
-    config.keysynth.generation_hop = hop
-    module = models.build_generator(config).module
-    assert module.hop == (hop or pm.TRAINING_HOP)
-    l1 = jax.jit(lambda p, module, train: pm.loss_fn(module, p, batch, config, train)[1]["l1"],
-                 static_argnums=(1, 2))
-    losses[hop] = [float(l1(params, module, train)) for train in (True, False)]
-  assert losses[0][0] == losses[32][0] < 1e-6  # training: the same, at 16
-  assert losses[32][1] > losses[0][1]          # validation: at 32
+  assert model.hop == pm.TRAINING_HOP == 16
+  config.keysynth.generation_hop = 32
+  module = models.build_generator(config).module
+  assert module.hop == 32
+  # It generates at 32, which sounds different; its training loss hears the audio at 16.
+  assert np.abs(np.asarray(_play(module, params, *inputs)) - batch["audio"]).max() > 1e-3
+  assert float(jax.jit(lambda p: pm.loss_fn(module, p, batch, config, True)[1]["l1"])(params)) \
+      < 1e-6
   assert export_run.parse_generation(["keysynth.generation_hop=32"]) == {
       "keysynth.generation_hop": 32}
 
