@@ -113,8 +113,9 @@ def partial_turns(freq: jax.Array, points: jax.Array, starts: jax.Array,
       one per point).
 
   In 32-bit fixed-point turns, where p f and s f wrap at whole turns in exact integer arithmetic:
-  within 2^-24 turn of the float32 frequencies' phases at any clip length (float32 ages of
-  20,000 samples times f were off by up to 5e-4 turn), and the starts are multiplied per row (30
+  within 2^-24 turn of the float32 frequencies' phases at any clip length (for f >= 2^-9, 7.8 Hz
+  at 4 kHz, which f x 2^32 holds exactly; float32 ages of 20,000 samples times f were off by up
+  to 5e-4 turn), and the starts are multiplied per row (30
   frames of a 5 s clip) rather than per control point (1,251). The derivative in `freq` is the age
   p - s (the starts and points have none).
   """
