@@ -92,16 +92,13 @@ def create_train_state(config: ml_collections.ConfigDict, generator: Generator, 
   return state.replace(step=jnp.zeros((), jnp.int32))
 
 
-def warm_start(params: Any, run_dir: str) -> Any:
-  """`params` with every leaf that `run_dir`'s best parameters have at the same path and shape
-  replaced by that run's; the others keep their fresh values. Logs what was copied.
-
-  Raises:
-    checkpointing.CheckpointError: `run_dir` holds no checkpoint, or none of its parameters fit.
-  """
-  trained = {jax.tree_util.keystr(path): leaf for path, leaf
-             in jax.tree_util.tree_leaves_with_path(checkpointing.best_params(run_dir))}
-  copied, fresh = [], []
+def copy_fitting(params: Any, source: Any) -> tuple[Any, list[str]]:
+  """`params` with every leaf that `source` (another model's parameters) has at the same path and
+  shape replaced by it, in `params`' dtype; and the names (`jax.tree_util.keystr`) of the leaves
+  left as they were."""
+  trained = {jax.tree_util.keystr(path): leaf
+             for path, leaf in jax.tree_util.tree_leaves_with_path(source)}
+  fresh = []
 
   def take(path, leaf):
     name = jax.tree_util.keystr(path)
@@ -109,15 +106,26 @@ def warm_start(params: Any, run_dir: str) -> Any:
     if old is None or np.shape(old) != np.shape(leaf):
       fresh.append(name)
       return leaf
-    copied.append(name)
     return jnp.asarray(old, leaf.dtype)
 
-  out = jax.tree_util.tree_map_with_path(take, params)
+  return jax.tree_util.tree_map_with_path(take, params), fresh
+
+
+def warm_start(params: Any, run_dir: str) -> Any:
+  """`params` with every leaf that `run_dir`'s best parameters have at the same path and shape
+  replaced by that run's (`copy_fitting`); the others keep their fresh values. Logs what was
+  copied.
+
+  Raises:
+    checkpointing.CheckpointError: `run_dir` holds no checkpoint, or none of its parameters fit.
+  """
+  out, fresh = copy_fitting(params, checkpointing.best_params(run_dir))
+  copied = len(jax.tree.leaves(params)) - len(fresh)
   if not copied:
     raise checkpointing.CheckpointError(
         f"config.init_from={run_dir}: none of its parameters fit this model (another model "
         "kind or size?); pass a run of the same model, or init_from=''")
-  logging.info("init_from %s: %d parameter arrays copied, %d fresh: %s", run_dir, len(copied),
+  logging.info("init_from %s: %d parameter arrays copied, %d fresh: %s", run_dir, copied,
                len(fresh), ", ".join(fresh) or "none")
   return out
 

@@ -7,7 +7,7 @@ r"""A faster KeySynth taught by a trained one (distillation): a cheaper key read
 
 The student is the teacher's model with other sizes (--reader_trunk, --key_channels,
 --envelope_hidden, --envelope_layers; unset: the teacher's). Every parameter at the same path and
-shape is the teacher's (`train.warm_start`); the --part being distilled is trained, from its
+shape is the teacher's (`train.copy_fitting`); the --part being distilled is trained, from its
 copied values where they fit and from a fresh initialization (seeded by --seed) where they do
 not, and everything else stays the teacher's, bit for bit (a student whose untrained parts do not
 fit the teacher's is refused).
@@ -196,11 +196,6 @@ def instrument_part(teacher: Any, teacher_params: Any, student: Any,
   return Part(batches(), loss, validate)
 
 
-def _leaves(tree: Any) -> dict[str, Any]:
-  return {jax.tree_util.keystr(path): leaf
-          for path, leaf in jax.tree_util.tree_leaves_with_path(tree)}
-
-
 def distill(teacher_dir: str, workdir: str, *, part: str, sizes: dict[str, Any], steps: int,
             learning_rate: float, warmup_steps: int, eval_every: int, seed: int,
             batch_frames: int = 128, batch_clips: int = 8, crop_samples: int = 4000,
@@ -236,12 +231,11 @@ def distill(teacher_dir: str, workdir: str, *, part: str, sizes: dict[str, Any],
                 "frames": jnp.zeros((1, 2, h, w), jnp.uint8),
                 "frame_index": jnp.zeros((1, 64), jnp.int32),
                 "frame_age": jnp.zeros((1, 64), jnp.int32)}
-  params = train.warm_start(student.init(jax.random.key(seed), init_batch), teacher_dir)
+  params, fresh = train.copy_fitting(student.init(jax.random.key(seed), init_batch),
+                                     teacher_params)
   names = tuple(k for k in params if TRAINED[part](k))
-  theirs = _leaves(teacher_params)
-  unfit = [name for name, leaf in _leaves({k: v for k, v in params.items()
-                                           if k not in names}).items()
-           if name not in theirs or np.shape(theirs[name]) != np.shape(leaf)]
+  trained_paths = tuple(jax.tree_util.keystr((jax.tree_util.DictKey(k),)) for k in names)
+  unfit = [name for name in fresh if not name.startswith(trained_paths)]
   if unfit:
     raise ValueError(f"the student's {', '.join(unfit)} do not fit the teacher's and --part="
                      f"{part} does not train them; change only the {part}'s sizes")
