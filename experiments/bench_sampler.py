@@ -111,7 +111,8 @@ PYTORCH = {("l7_c128", 1): "955-1,763", ("l7_c128", 16): "8,728-16,918",
            ("l10_c512", 1): "110-200"}
 
 
-# One-pass generators distilled from the default (`experiments.distill`), by their model folders.
+# The shipped one-pass models made from the default (distilled, `experiments.distill`, and
+# exported with generation settings), by their model folders.
 SHIPPED_STUDENTS = {"parallel_fast": "models/demo_keysynth_fast",
                     "parallel_faster": "models/demo_keysynth_faster",
                     "parallel_faster_hop32": "models/demo_keysynth_faster_hop32"}
@@ -262,18 +263,13 @@ def profile_one_pass(generator: models.Generator, params: Any, num_frames: int,
   steps = round(clip_seconds * SAMPLE_RATE)
   frames, index, age = clips(1, steps, num_frames)
   apply = lambda method: jax.jit(lambda p, *a: module.apply({"params": p}, *a, method=method))
-  control, note_phases = apply("control_amplitudes"), apply("note_phases")
+  control, clip_phases = apply("control_amplitudes"), apply("clip_phases")
   amplitudes, _, note_start = control(params, frames, index, age)
-  points, inside = module.control_points(steps)
-  phase_args = (jnp.asarray(points[None, :-1]), note_start, index[:, inside[:-1]])
-  if note_start is None:
-    phase = tuple(map(jnp.asarray, module.block_sin_cos(0, amplitudes.shape[1] - 1)))
-  else:
-    phase = note_phases(params, *phase_args)
+  phase = clip_phases(params, note_start, index)
   ms = lambda fn, *a: 1e3 * best_time(lambda: fn(params, *a), repeats)[1]
   return {"key reader": ms(apply("key_logits"), frames),
          "control amplitudes (reader included)": ms(control, frames, index, age),
-         "phases": 0.0 if note_start is None else ms(note_phases, *phase_args),
+         "phases": 0.0 if note_start is None else ms(clip_phases, note_start, index),
          "synthesis": ms(apply("synthesize_blocks"), amplitudes, *phase),
          "whole clip": ms(lambda p: generator.generate(p, frames, index, age).audio)}
 

@@ -417,6 +417,17 @@ class KeySynth(nn.Module):
     points = np.arange(-(-num_samples // self.hop) + 1) * self.hop
     return points, np.minimum(points, num_samples - 1)
 
+  def clip_phases(self, note_start: jax.Array | None,
+                  frame_index: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """sin and cos, (B, n, M) or (n, M), of the oscillators' phases at the starts of a clip's n
+    control blocks: the notes' own (`note_phases`, from `control_amplitudes`' note starts
+    (B, F, 88), each block in the notes of the frame current at its start) with `onset_grid`,
+    else fixed by absolute time (`block_sin_cos`; `note_start` None)."""
+    points, inside = self.control_points(frame_index.shape[1])
+    if not self.onset_grid:
+      return self.block_sin_cos(0, len(points) - 1)
+    return self.note_phases(points[None, :-1], note_start, frame_index[:, inside[:-1]])
+
   def note_age(self, points: jax.Array, press: jax.Array) -> jax.Array:
     """Samples (B, P, 88) since each key's note started (`note_start` of its press time
     (B, P, 88)) at control points (B, P); 0 before it starts."""
@@ -527,12 +538,7 @@ class KeySynth(nn.Module):
     amps, logits, note_start = self.control_amplitudes(frames, frame_index, frame_age,
                                                        key_states, press_frames)  # (B, P, M)
     amps = self.released(amps, jnp.zeros_like(amps[:, 0]))
-    if self.onset_grid:
-      points, inside = self.control_points(t)
-      phase = self.note_phases(points[None, :-1], note_start, frame_index[:, inside[:-1]])
-    else:
-      phase = self.block_sin_cos(0, amps.shape[1] - 1)
-    audio = self.synthesize_blocks(amps, *phase)[:, :t]
+    audio = self.synthesize_blocks(amps, *self.clip_phases(note_start, frame_index))[:, :t]
     return (audio, logits) if return_key_logits else audio
 
   # ---- block-wise synthesis (`__call__` and streaming) ----------------------------------------
