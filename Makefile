@@ -56,5 +56,5 @@ lint: setup
 # Each benchmark measures the fp32 matmul peak in its own process and prints its figures beside it.
 bench: setup
 	$(FAST_MALLOC) $(PY) -m experiments.bench_dataset
-	$(FAST_MALLOC) $(PY) -m experiments.bench_train
+	$(FAST_MALLOC) $(PY) -m experiments.bench_train --cpu_devices=0
 	$(FAST_MALLOC) $(PY) -m experiments.bench_sampler --cpu_devices=0

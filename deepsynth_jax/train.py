@@ -31,7 +31,15 @@ from absl import app, flags, logging
 from flax.training import train_state
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
-from deepsynth_jax import audio_teacher, checkpointing, console, input_pipeline, models, renderings
+from deepsynth_jax import (
+  audio_teacher,
+  checkpointing,
+  console,
+  host_devices,
+  input_pipeline,
+  models,
+  renderings,
+)
 
 AXIS = "batch"
 
@@ -138,10 +146,7 @@ def train_step(state: TrainState, batch: dict, *, generator: Generator,
   base_key = jax.random.fold_in(jax.random.key(config.seed), 1)
   keys = models.example_keys(base_key, state.step, batch["example_id"])
 
-  def loss(params):
-    return generator.loss(params, batch, train=True, keys=keys)
-
-  (_, metrics), grads = jax.value_and_grad(loss, has_aux=True)(state.params)
+  (_, metrics), grads = generator.loss_and_grad(state.params, batch, keys=keys)
   grads = jax.lax.pmean(grads, AXIS)
   metrics = jax.lax.pmean(metrics, AXIS)
   metrics["grad_norm"] = optax.tree.norm(grads)
@@ -563,6 +568,8 @@ def main(argv: list[str]) -> None:
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
   quiet_logs()
+  if FLAGS.cpu_devices is not None:
+    host_devices.use_cpu_devices(FLAGS.cpu_devices)  # before JAX starts its CPU backend
   if FLAGS.multihost:
     # Unset flags (None) are auto-detected on GPU/TPU clusters (SLURM, Cloud TPU, ...).
     jax.distributed.initialize(coordinator_address=FLAGS.coordinator_address,
@@ -609,5 +616,9 @@ if __name__ == "__main__":
                        "(default: auto-detected).")
   flags.DEFINE_integer("process_id", None, "With --multihost: this process's id in "
                        "[0, num_processes) (default: auto-detected).")
+  flags.DEFINE_integer("cpu_devices", None,
+                       "On a CPU: present it as this many JAX devices (0: one per core), over "
+                       "which the train step splits each batch (deepsynth_jax/host_devices.py; "
+                       "the batch must divide by them); default: as JAX starts.", lower_bound=0)
   flags.mark_flags_as_required(["config", "workdir"])
   app.run(main)

@@ -1,7 +1,8 @@
 r"""Training throughput: audio samples per second and seconds per step of the pmapped train step.
 
-  python -m experiments.bench_train [--configs=cpu,l7_c128,l7_c128_bf16,drop75_l10_c512,keysynth]
+  python -m experiments.bench_train [--configs=cpu,l7_c128,l7_c128_bf16_w1000,keysynth]
       [--batch=8] [--samples=8000] [--steps=5] [--profile_configs=l7_c128,l7_c128_bf16]
+      [--cpu_devices=N]
 
 Runs the real `train.train_step` (jit + pmap over the local devices, donated state) on synthetic
 batches of the dataset's shapes (frames 32x208, 40 frames per clip), so it needs no dataset.
@@ -11,7 +12,9 @@ Each row's GFLOP/s is set against the fp32 matmul peak measured in the same proc
 (a few FLOPs per parameter) is left out. A config name ending in "_bf16" runs the WaveNet's
 products with bfloat16 operands and float32 sums (`wavenet.dtype`, models/precision.py); its
 row is set against the fp32 peak (the issue's yardstick, so it can pass 100%) and against the
-bf16 peak measured the same way.
+bf16 peak measured the same way. A WaveNet name ending in "_w<N>" (e.g. l7_c128_bf16_w1000)
+trains window by window (`wavenet.train_window` = N, models/windowed_gradient.py); its FLOPs are
+the whole-batch step's (the model's work; the windows' halos recomputed on top are not counted).
 A step that XLA estimates at more than MEMORY_FRACTION of the memory available is reported, not
 run (the OOM killer would end the whole benchmark).
 For each WaveNet config in --profile_configs a second table says where a step's time goes
@@ -30,6 +33,7 @@ from __future__ import annotations
 import functools
 import gc
 import platform
+import re
 import time
 from typing import Any
 
@@ -38,20 +42,32 @@ import ml_collections
 import numpy as np
 from absl import app, flags
 
-from deepsynth_jax import console, models, train
+from deepsynth_jax import console, host_devices, models, train
 from experiments import op_profile, peak
 from experiments.configs import cpu, keysynth_cpu, table1, vocoder_gain512_level_cpu
 
 FLAGS = flags.FLAGS
 # The public PyTorch WaveNet's training samples/s on this machine kind (../shared/TARGETS.md, 7 x
 # 128, batch 8 x 8,000); issue 16's target is twice it. Run beside ours it moved 11,610-15,289
-# (README, Speed), so the same sitting decides; this only says how much of the peak 2x needs.
+# on 2026-12-01 and 23,651-31,933 on a faster day (README, Speed), so the same sitting decides;
+# this only says how much of the peak twice this figure needs.
 PYTORCH_SAMPLES_PER_S = {"l7_c128": 12_773}
+
+
+# A --configs name ending in "_w<N>" trains window by window (`wavenet.train_window` = N).
+_WINDOWED = re.compile(r"(.+)_w(\d+)$")
 
 
 def config_for(name: str) -> ml_collections.ConfigDict:
   """The config a --configs name stands for; a WaveNet name ending in "_bf16" is that config
-  with bfloat16 products (`peak.bfloat16_config`)."""
+  with bfloat16 products (`peak.bfloat16_config`), one ending in "_w<N>" that config trained in
+  windows of N samples (`wavenet.train_window`)."""
+  if windowed := _WINDOWED.fullmatch(name):
+    config = config_for(windowed.group(1))
+    if config.model != "wavenet":
+      raise ValueError(f"{name}: _w<N> applies to WaveNet configs only")
+    config.wavenet.train_window = int(windowed.group(2))
+    return config
   if (config := peak.bfloat16_config(name, config_for)) is not None:
     return config
   if name == "cpu":
@@ -95,16 +111,28 @@ def synthetic_batch(batch: int, samples: int, frames: int, rng: np.random.Genera
   }
 
 
+def bf16_rows(names: list[str]) -> bool:
+  """Whether any of these --configs runs bfloat16 products (its row is set against the bf16
+  peak too)."""
+  return any(config_for(name).wavenet.dtype == "bfloat16" for name in names)
+
+
 def _loss_and_grad(generator: models.Generator) -> Any:
-  """(params, batch) -> (loss, gradients): a training step's forward + backward."""
+  """(params, batch) -> ((loss, metrics), gradients): a training step's forward + backward."""
   base_key = jax.random.key(0)
 
   def loss_and_grad(params, batch):
     keys = models.example_keys(base_key, 0, batch["example_id"])
-    return jax.value_and_grad(
-        lambda p: generator.loss(p, batch, train=True, keys=keys)[0])(params)
+    return generator.loss_and_grad(params, generator.select_fields(batch), keys=keys)
 
   return loss_and_grad
+
+
+def base_name(name: str) -> str:
+  """A --configs name without its "_w<N>" and "_bf16" suffixes: the model size it measures."""
+  if windowed := _WINDOWED.fullmatch(name):
+    name = windowed.group(1)
+  return name.removesuffix(peak.BFLOAT16_SUFFIX)
 
 
 # The WaveNet's parts, by the module path in each op's source (first match wins).
@@ -156,8 +184,15 @@ def bench(name: str) -> dict:
          "layers x channels": peak.model_size(generator.module),
          "products": (config.wavenet.get("dtype", "float32")
                       if config.model in ("wavenet", "vocoder") else "float32")}
-  # One compilation gives the step's FLOPs and its memory estimate.
-  flops, needed = peak.compiled_flops_and_memory(_loss_and_grad(generator), state.params, batch)
+  # One compilation gives the step's FLOPs and its memory estimate. A windowed step's are the
+  # whole-batch step's: XLA's cost analysis counts a loop's body once, not once per window (so
+  # the halos' recomputation is not counted as work done), and its memory is at most that.
+  counted = generator
+  if config.model == "wavenet" and config.wavenet.train_window:
+    whole = config.copy_and_resolve_references()
+    whole.wavenet.train_window = 0
+    counted = models.build_generator(whole)
+  flops, needed = peak.compiled_flops_and_memory(_loss_and_grad(counted), state.params, batch)
   why_not = too_big(needed, peak.available_memory())
   if why_not:
     return {**row, "skipped": why_not}
@@ -183,9 +218,10 @@ def main(argv):
   for name in FLAGS.profile_configs:  # before the table, not after minutes of it
     if config_for(name).model != "wavenet":
       raise app.UsageError(f"--profile_configs: {name} is not a WaveNet config")
+  if FLAGS.cpu_devices is not None:
+    host_devices.use_cpu_devices(FLAGS.cpu_devices)  # before JAX starts
   peak_flops = peak.matmul_peak()
-  low_precision = any(name.endswith(peak.BFLOAT16_SUFFIX) for name in FLAGS.configs)
-  bf16_peak = peak.matmul_peak(dtype=jax.numpy.bfloat16) if low_precision else None
+  bf16_peak = peak.matmul_peak(dtype=jax.numpy.bfloat16) if bf16_rows(FLAGS.configs) else None
   print(f"# Training throughput: batch {FLAGS.batch} x {FLAGS.samples} samples, "
         f"{jax.local_device_count()} x {jax.devices()[0].platform}, {platform.processor() or ''} "
         f"jax {jax.__version__}, malloc: {console.memory_allocator()}")
@@ -193,7 +229,8 @@ def main(argv):
   if bf16_peak is not None:
     print(peak.peak_line(bf16_peak, dtype="bf16 (float32 sums)"))
   print("# GFLOP/s: XLA cost analysis of the loss's forward + backward (optimizer update left "
-        "out) / s per step; 'of peak' is of the fp32 peak for every row")
+        "out) / s per step (a _w<N> row: the whole-batch step's FLOPs); 'of peak' is of the fp32 "
+        "peak for every row")
   print("| config | model | layers x channels | products | s/step | samples/s | GFLOP/s | "
         "of peak | of bf16 peak | 2x PyTorch needs (of peak; of bf16 peak) |")
   print("|---|---|---|---|---:|---:|---:|---:|---:|---:|")
@@ -208,7 +245,7 @@ def main(argv):
     gflops = "-" if r["flop/s"] is None else f"{r['flop/s'] / 1e9:,.1f}"
     bf16 = r["products"] == "bfloat16"
     of_bf16 = peak.fraction(r["flop/s"], bf16_peak) if bf16 else "-"
-    pytorch = PYTORCH_SAMPLES_PER_S.get(name.removesuffix(peak.BFLOAT16_SUFFIX))
+    pytorch = PYTORCH_SAMPLES_PER_S.get(base_name(name))
     per_sample = None if r["flop/s"] is None else r["flop/s"] / r["samples/s"]
     target = 2 * pytorch if pytorch else None
     needs = peak.needed_fraction(target, per_sample, peak_flops)
@@ -226,18 +263,23 @@ def main(argv):
 def _define_flags() -> None:
   """Only the binary defines flags: tests import this module beside other binaries' modules,
   and absl refuses a flag name defined twice in one process (tests/test_imports.py)."""
-  flags.DEFINE_list("configs", ["cpu", "l7_c128", "l7_c128_bf16", "drop75_l7_c256",
-                                "drop75_l10_c512", "keysynth", "vocoder", "vocoder_bf16",
-                                "vocoder_teacher_forced"],
+  flags.DEFINE_list("configs", ["cpu", "l7_c128", "l7_c128_bf16", "l7_c128_bf16_w1000",
+                                "drop75_l7_c256", "drop75_l10_c512", "keysynth", "vocoder",
+                                "vocoder_bf16", "vocoder_teacher_forced"],
                     "cpu, lL_cC (a WaveNet of L layers x C channels, CPU encoder), keysynth "
                     "(configs/keysynth_cpu.py), vocoder (configs/vocoder_gain512_level_cpu.py, "
                     "the shipped vocoder's), vocoder_teacher_forced (that without scheduled "
                     "sampling), or a Table 1 setting name; a WaveNet or vocoder name + '_bf16': "
-                    "with bfloat16 products (wavenet.dtype).")
+                    "with bfloat16 products (wavenet.dtype); a WaveNet name + '_w<N>': trained "
+                    "in windows of N samples (wavenet.train_window).")
   flags.DEFINE_integer("batch", 8, "Global batch (examples).")
   flags.DEFINE_integer("samples", 8000, "Audio samples per example.")
   flags.DEFINE_integer("steps", 5, "Timed steps (after 2 warm-up steps).")
   flags.DEFINE_integer("frames", 40, "Frames per clip.")
+  flags.DEFINE_integer("cpu_devices", None,
+                       "Present the CPU as this many JAX devices (0: one per core), over which "
+                       "the pmapped step splits each batch (deepsynth_jax/host_devices.py; "
+                       "`make bench` passes 0); default: as JAX starts.", lower_bound=0)
   flags.DEFINE_list("profile_configs", ["l7_c128", "l7_c128_bf16"],
                     "WaveNet configs (of --configs' names) whose training step is profiled op by "
                     "op after the table.")

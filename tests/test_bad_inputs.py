@@ -243,6 +243,9 @@ def _cli_cases(tiny_data_dir, run_dir, mixed_up_run, junk_checkpoint_run, tmp: p
        ["holds no DeepSynth run", "thesis.tex", "pass a new or empty --workdir"]),
       ("train: config does not match the run", trainer + [f"--workdir={other_config}"],
        ["different config (fields: wavenet)", "resume with the same --config"]),
+      ("train: a batch the CPU devices do not divide", trainer + [
+          "--cpu_devices=3", f"--workdir={tmp / 'w3'}"],
+       ["batch_size=4 must divide evenly over 1 process(es) x 3"]),
       ("train: missing config file", [sys.executable, "-m", "deepsynth_jax.train",
                                       "--config=experiments/configs/nope.py",
                                       f"--workdir={tmp / 'w2'}"],

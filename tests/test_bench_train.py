@@ -35,6 +35,20 @@ def test_bf16_names_are_wavenet_configs_with_bfloat16_products():
     bench_train.config_for("keysynth_bf16")
 
 
+def test_window_names_train_a_wavenet_config_in_windows():
+  windowed = bench_train.config_for("l7_c128_bf16_w4000")
+  assert windowed.wavenet.train_window == 4000 and windowed.wavenet.dtype == "bfloat16"
+  windowed.wavenet.train_window = 0
+  assert windowed.to_dict() == bench_train.config_for("l7_c128_bf16").to_dict()
+  assert bench_train.config_for("l7_c128").wavenet.train_window == 0
+  assert bench_train.base_name("l7_c128_bf16_w4000") == bench_train.base_name("l7_c128") == \
+      "l7_c128"
+  with pytest.raises(ValueError, match="WaveNet"):
+    bench_train.config_for("keysynth_w4000")
+  assert bench_train.bf16_rows(["l7_c128", "l7_c128_bf16_w4000"])
+  assert not bench_train.bf16_rows(["l7_c128_w4000", "keysynth"])
+
+
 def test_model_sizes_name_the_main_stack():
   size = lambda name: peak.model_size(models.build_generator(bench_train.config_for(name)).module)
   assert size("l7_c128") == "7 x 128"

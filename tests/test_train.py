@@ -160,26 +160,46 @@ def _step_fn(config, generator, total_steps, devices):
                   axis_name=train.AXIS, devices=devices)
 
 
+def _one_step(config, state, batch, devices: int):
+  """One pmapped train step of `state` on `batch` split over the first `devices` devices:
+  (device 0's new parameters, its metrics), on the host."""
+  step = _step_fn(config, models.build_generator(config), 10, jax.local_devices()[:devices])
+  replicated = jax.tree.map(lambda x: np.broadcast_to(np.asarray(x), (devices, *np.shape(x))),
+                            state)
+  sharded = {k: v.reshape((devices, -1, *v.shape[1:])) for k, v in batch.items()}
+  new_state, metrics = step(replicated, sharded)
+  return jax.device_get(jax.tree.map(lambda x: x[0], (new_state.params, metrics)))
+
+
 def test_one_and_two_devices_give_the_same_update():
   if jax.local_device_count() < 2:
     pytest.skip("needs XLA_FLAGS=--xla_force_host_platform_device_count=2 (set by `make test`)")
   config = test_config.get_config()
   batch = _synthetic_batch()
-  generator = models.build_generator(config)
-  state = train.create_train_state(config, generator, batch, total_steps=10)
-  results = []
-  for n in (1, 2):
-    devices = jax.local_devices()[:n]
-    step = _step_fn(config, generator, 10, devices)
-    replicated = jax.tree.map(lambda x, n=n: np.broadcast_to(np.asarray(x), (n, *np.shape(x))),
-                              state)
-    sharded = {k: v.reshape((n, -1, *v.shape[1:])) for k, v in batch.items()}
-    new_state, metrics = step(replicated, sharded)
-    results.append((jax.device_get(jax.tree.map(lambda x: x[0], new_state.params)),
-                    float(metrics["loss"][0])))
-  (params_1, loss_1), (params_2, loss_2) = results
-  assert loss_1 == pytest.approx(loss_2, rel=1e-6)
+  state = train.create_train_state(config, models.build_generator(config), batch, total_steps=10)
+  params_1, metrics_1 = _one_step(config, state, batch, 1)
+  params_2, metrics_2 = _one_step(config, state, batch, 2)
+  assert metrics_1["loss"] == pytest.approx(metrics_2["loss"], rel=1e-6)
   chex.assert_trees_all_close(params_1, params_2, rtol=1e-5, atol=1e-7)
+
+
+def test_a_windowed_step_gives_the_whole_batchs_update():
+  """`wavenet.train_window`: the same loss, metrics and update to float rounding, also split
+  over two devices, audio-input dropout included."""
+  if jax.local_device_count() < 2:
+    pytest.skip("needs XLA_FLAGS=--xla_force_host_platform_device_count=2 (set by `make test`)")
+  config = test_config.get_config()
+  batch = _synthetic_batch()
+  state = train.create_train_state(config, models.build_generator(config), batch, total_steps=10)
+  params_whole, metrics_whole = _one_step(config, state, batch, 1)
+  config.wavenet.train_window = 100
+  params_windowed, metrics_windowed = _one_step(config, state, batch, 2)
+  for name in ("loss", "accuracy", "grad_norm"):
+    assert metrics_windowed[name] == pytest.approx(metrics_whole[name], rel=1e-5), name
+  chex.assert_trees_all_close(params_windowed, params_whole, rtol=1e-5, atol=1e-7)
+  config.wavenet.train_window = -1
+  with pytest.raises(ValueError, match="train_window=-1"):
+    models.build_generator(config)
 
 
 def test_tiny_model_overfits_a_tiny_batch():

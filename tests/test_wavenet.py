@@ -96,6 +96,29 @@ def test_future_frames_do_not_leak():
   assert not np.allclose(base[:, 40:], other[:, 40:])
 
 
+@pytest.mark.parametrize("start", [-16, -5, 30])
+def test_a_window_of_a_clip_gives_the_clips_logits(start):
+  """`window_logits` on rows start .. start + 34 (receptive field 17: 16 rows of halo; rows
+  before the clip marked out of it) equals the whole clip's logits on the window's last 18."""
+  model = _model()
+  buckets, frames, index, age = _inputs(np.random.default_rng(5), batch=2, t=64)
+  params = _init(model, buckets, frames, index, age)
+  tokens = audio_lib.audio_input_tokens(buckets)
+  whole = model.apply(params, tokens, frames, index, age)
+  halo = model.receptive_field - 1
+  rows = np.arange(start, start + halo + 18)
+  clipped = np.clip(rows, 0, 63)
+  cond = model.apply(params, frames, method=wavenet.WaveNet.frame_conditioning)
+  window = model.apply(params, tokens[:, clipped], cond, index[:, clipped], age[:, clipped],
+                       jnp.asarray(np.tile(rows >= 0, (2, 1))),
+                       method=wavenet.WaveNet.window_logits)
+  np.testing.assert_allclose(window[:, halo:], whole[:, rows[halo:]], rtol=1e-5, atol=1e-5)
+  if start < 0:  # without the mark, the rows before the clip would be its first token's
+    unmarked = model.apply(params, tokens[:, clipped], cond, index[:, clipped], age[:, clipped],
+                           jnp.ones((2, len(rows)), bool), method=wavenet.WaveNet.window_logits)
+    assert not np.allclose(unmarked[:, halo:], whole[:, rows[halo:]], atol=1e-3)
+
+
 @pytest.mark.parametrize("layers,per_stack,video,age", [
     (1, 1, True, True), (4, 4, True, True), (6, 3, True, True), (10, 10, True, True),
     # The parallel forward leaves zero frame terms out without video; with neither input, a

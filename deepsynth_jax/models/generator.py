@@ -93,6 +93,14 @@ class Generator(abc.ABC):
     `keys`: (B,) per-example PRNG keys for training randomness (`example_keys`).
     """
 
+  def loss_and_grad(self, params: Params, batch: Batch, *, keys: jax.Array
+                    ) -> tuple[tuple[jax.Array, dict[str, jax.Array]], Params]:
+    """`((loss, metrics), gradient of loss)` of `loss(params, batch, train=True, keys=keys)`:
+    what a training step differentiates. A model may compute it another way that gives the same
+    values to float rounding (the WaveNet's cache-blocked windows, `wavenet.train_window`)."""
+    return jax.value_and_grad(lambda p: self.loss(p, batch, train=True, keys=keys),
+                              has_aux=True)(params)
+
   @abc.abstractmethod
   def generate(self, params: Params, frames: Any, frame_index: Any, frame_age: Any, *,
                seed: int = 0, temperature: float = 1.0, greedy: bool = False,

@@ -60,7 +60,7 @@ import optax
 
 from deepsynth_jax import audio as audio_lib
 from deepsynth_jax.audio import NUM_BUCKETS, NUM_TOKENS, audio_input_tokens
-from deepsynth_jax.models import autoregressive, precision
+from deepsynth_jax.models import autoregressive, precision, windowed_gradient
 from deepsynth_jax.models.frame_encoder import (
   FrameConditioning,
   FrameEncoder,
@@ -305,12 +305,19 @@ class WaveNet(nn.Module):
 
   def logits_from_embeddings(self, x: Array, frame_cond: Array, frame_index: Array,
                              frame_age: Array, sample_cond: Array | None = None,
-                             return_head: bool = False
+                             return_head: bool = False, in_clip: Array | None = None
                              ) -> Array | tuple[Array, dict[str, Array]]:
     """As `__call__`, from embedded tokens (B, T, C) and `frame_conditioning` (B, F, L, 2C)
-    (and the raw per-sample features (B, T, D) when `use_sample_cond`)."""
+    (and the raw per-sample features (B, T, D) when `use_sample_cond`).
+
+    `in_clip`: bool (B, T), for a window cut from a longer clip (`window_logits`): False at
+    rows outside the clip, where every layer's input is then zero, the causal padding the whole
+    clip's forward has there. None: every row is in the clip.
+    """
     self._check_sample_cond(sample_cond)
-    x = self.input_conv(x)
+    keep = (lambda v: v) if in_clip is None else (
+        lambda v: jnp.where(in_clip[..., None], v, 0.0))
+    x = keep(self.input_conv(keep(x)))
     gate = 2 * self.channels
     # Each layer's conditioning enters its dilated convolution's matmul as more inputs: the
     # one-hot of the current frame (its weights: that example's per-frame rows of layer i), the
@@ -350,6 +357,7 @@ class WaveNet(nn.Module):
       if sample_cond is not None:
         pre_gate = pre_gate + sample_bias[i]
       x, skip_i = self._gated_residual(pre_gate, x, out)
+      x = keep(x)
       skip = skip + skip_i
     if not self.anchored_output:
       if return_head:
@@ -377,6 +385,15 @@ class WaveNet(nn.Module):
     if return_head:
       return logits, {"gain": anchor_gain(log_gain)}
     return logits
+
+  def window_logits(self, tokens: Array, frame_cond: Array, frame_index: Array,
+                    frame_age: Array, in_clip: Array) -> Array:
+    """Teacher-forced logits (B, T, 256) of a window of a clip: its tokens, frame index and age
+    int32 (B, T), the clip's `frame_conditioning` (B, F, L, 2C), and `in_clip` bool (B, T)
+    (rows before the clip's start are its causal padding). Rows that have `receptive_field` - 1
+    in-clip or padding rows before them in the window equal `__call__`'s on the whole clip."""
+    return self.logits_from_embeddings(self.embed(tokens), frame_cond, frame_index, frame_age,
+                                       in_clip=in_clip)
 
   def _gated_residual(self, pre_gate: Array, x: Array, out: nn.Dense) -> tuple[Array, Array]:
     a, b = jnp.split(pre_gate, 2, axis=-1)
@@ -585,6 +602,9 @@ class WaveNetGenerator(Generator):
 
   def build_module(self) -> WaveNet:
     config = self.config
+    if config.wavenet.get("train_window", 0) < 0:
+      raise ValueError(f"config.wavenet.train_window={config.wavenet.train_window}: use 0 (the "
+                       "whole batch at once) or a window length in samples")
     use_video = config.conditioning.get("use_video", True)  # absent in runs made before the flag
     return wavenet_from_config(config, self.sample_rate, use_video=use_video,
                                use_frame_age=bool(config.conditioning.use_frame_age and use_video))
@@ -594,19 +614,56 @@ class WaveNetGenerator(Generator):
     return (audio_input_tokens(buckets), batch["frames"], batch["frame_index"],
             batch["frame_age"])
 
+  def _buckets_and_tokens(self, batch: dict, train: bool,
+                          keys: jax.Array | None) -> tuple[Array, Array]:
+    """The clip's buckets int32 (B, T) and its input tokens (B, T), with audio-input dropout
+    when `train`."""
+    buckets = audio_lib.quantize(batch["audio"], self.config.quantization)
+    rate = self.config.wavenet.audio_dropout if train else 0.0
+    return buckets, audio_input_tokens(buckets, rate, keys if rate > 0 else None)
+
   def loss(self, params: Any, batch: dict, *, train: bool,
            keys: jax.Array | None = None) -> tuple[jax.Array, dict[str, jax.Array]]:
     """Teacher-forced softmax cross-entropy in nats per sample, with audio-input dropout when
     `train` (keys: (B,) per-example keys)."""
-    buckets = audio_lib.quantize(batch["audio"], self.config.quantization)
-    rate = self.config.wavenet.audio_dropout if train else 0.0
-    tokens = audio_input_tokens(buckets, rate, keys if rate > 0 else None)
+    buckets, tokens = self._buckets_and_tokens(batch, train, keys)
     logits = self.module.apply({"params": params}, tokens, batch["frames"], batch["frame_index"],
                                batch["frame_age"])
     ce = optax.softmax_cross_entropy_with_integer_labels(logits, buckets)
     accuracy = jnp.mean(jnp.argmax(logits, -1) == buckets)
     loss = jnp.mean(ce)
     return loss, {"loss": loss, "cross_entropy": loss, "accuracy": accuracy}
+
+  def loss_and_grad(self, params: Any, batch: dict, *, keys: jax.Array
+                    ) -> tuple[tuple[jax.Array, dict[str, jax.Array]], Any]:
+    """With `wavenet.train_window` > 0, the training loss and its gradient window by window
+    (`windowed_gradient`): each example's clip in windows of that many samples plus the
+    receptive field's halo, each window's forward and backward in turn, so that its
+    activations stay in a CPU core's cache; the frame encoder runs once per clip. The same
+    loss, metrics and gradient as the whole batch at once, to float rounding."""
+    window = self.config.wavenet.get("train_window", 0)
+    if not window:
+      return super().loss_and_grad(params, batch, keys=keys)
+    module = self.module
+    buckets, tokens = self._buckets_and_tokens(batch, True, keys)
+    frame_cond, frame_cond_vjp = jax.vjp(
+        lambda p: module.apply({"params": p}, batch["frames"], method=WaveNet.frame_conditioning),
+        params)
+
+    def row_values(p, cond, rows, in_clip):
+      logits = module.apply({"params": p}, rows["tokens"], cond, rows["frame_index"],
+                            rows["frame_age"], in_clip, method=WaveNet.window_logits)
+      return {"loss": optax.softmax_cross_entropy_with_integer_labels(logits, rows["buckets"]),
+              "accuracy": (jnp.argmax(logits, -1) == rows["buckets"]).astype(jnp.float32)}
+
+    per_row = {"tokens": tokens, "buckets": buckets, "frame_index": batch["frame_index"],
+               "frame_age": batch["frame_age"]}
+    means, (grads, cond_grads) = windowed_gradient.windowed_value_and_grad(
+        row_values, params, frame_cond, per_row, window=window,
+        halo=module.receptive_field - 1)
+    grads = jax.tree.map(jnp.add, grads, frame_cond_vjp(cond_grads)[0])
+    loss = means["loss"]
+    return (loss, {"loss": loss, "cross_entropy": loss, "accuracy": means["accuracy"]}), grads
 
   def generate(self, params: Any, frames: Any, frame_index: Any, frame_age: Any, *,
                seed: int = 0, temperature: float = 1.0, greedy: bool = False,
