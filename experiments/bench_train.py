@@ -14,7 +14,8 @@ products with bfloat16 operands and float32 sums (`wavenet.dtype`, models/precis
 row is set against the fp32 peak (the issue's yardstick, so it can pass 100%) and against the
 bf16 peak measured the same way. A WaveNet name ending in "_w<N>" (e.g. l7_c128_bf16_w1000)
 trains window by window (`wavenet.train_window` = N, models/windowed_gradient.py); its FLOPs are
-the whole-batch step's (the model's work; the windows' halos recomputed on top are not counted).
+the whole-batch step's (the model's work; the windows' halos recomputed on top are not counted),
+its memory estimate its own (it holds one window's activations at a time).
 A step that XLA estimates at more than MEMORY_FRACTION of the memory available is reported, not
 run (the OOM killer would end the whole benchmark).
 For each WaveNet config in --profile_configs a second table says where a step's time goes
@@ -184,15 +185,15 @@ def bench(name: str) -> dict:
          "layers x channels": peak.model_size(generator.module),
          "products": (config.wavenet.get("dtype", "float32")
                       if config.model in ("wavenet", "vocoder") else "float32")}
-  # One compilation gives the step's FLOPs and its memory estimate. A windowed step's are the
-  # whole-batch step's: XLA's cost analysis counts a loop's body once, not once per window (so
-  # the halos' recomputation is not counted as work done), and its memory is at most that.
-  counted = generator
+  # One compilation gives the step's FLOPs and its memory estimate. A windowed step's FLOPs are
+  # the whole-batch step's (a second compilation): XLA's cost analysis counts a loop's body once,
+  # not once per window (and so the halos' recomputation is not counted as work done).
+  flops, needed = peak.compiled_flops_and_memory(_loss_and_grad(generator), state.params, batch)
   if config.model == "wavenet" and config.wavenet.train_window:
     whole = config.copy_and_resolve_references()
     whole.wavenet.train_window = 0
-    counted = models.build_generator(whole)
-  flops, needed = peak.compiled_flops_and_memory(_loss_and_grad(counted), state.params, batch)
+    flops = peak.compiled_flops(_loss_and_grad(models.build_generator(whole)), state.params,
+                                batch)
   why_not = too_big(needed, peak.available_memory())
   if why_not:
     return {**row, "skipped": why_not}

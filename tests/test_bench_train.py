@@ -45,6 +45,10 @@ def test_window_names_train_a_wavenet_config_in_windows():
       "l7_c128"
   with pytest.raises(ValueError, match="WaveNet"):
     bench_train.config_for("keysynth_w4000")
+  vocoder = bench_train.config_for("vocoder")
+  vocoder.wavenet.train_window = 1000  # set by hand: refused, not silently ignored
+  with pytest.raises(ValueError, match="the vocoder trains on whole clips"):
+    models.build_generator(vocoder)
   assert bench_train.bf16_rows(["l7_c128", "l7_c128_bf16_w4000"])
   assert not bench_train.bf16_rows(["l7_c128_w4000", "keysynth"])
 

@@ -170,6 +170,10 @@ class VocoderGenerator(Generator):
 
   def build_module(self) -> Vocoder:
     config, c = self.config, self.config.vocoder
+    if config.wavenet.get("train_window", 0):
+      raise ValueError(f"config.wavenet.train_window={config.wavenet.train_window}: windowed "
+                       "training is the plain WaveNet's (model='wavenet'); the vocoder trains on "
+                       "whole clips, set it to 0")
     opt = config.get("optimizer", {})
     if opt.get("name") == "adamw" and opt.get("weight_decay", 0.0) > 0:
       raise ValueError(f"optimizer.weight_decay={opt.weight_decay} would decay the frozen "
