@@ -1,7 +1,7 @@
 r"""Training throughput: audio samples per second and seconds per step of the pmapped train step.
 
   python -m experiments.bench_train [--configs=cpu,l7_c128,l7_c128_bf16_w1000,keysynth]
-      [--batch=8] [--samples=8000] [--steps=5] [--profile_configs=l7_c128,l7_c128_bf16]
+      [--batch=8] [--samples=8000] [--steps=5] [--profile_configs=l7_c128,l7_c128_bf16_w1000]
       [--cpu_devices=N]
 
 Runs the real `train.train_step` (jit + pmap over the local devices, donated state) on synthetic
@@ -156,10 +156,30 @@ def _setup(name: str) -> tuple[ml_collections.ConfigDict, models.Generator, dict
                                                             total_steps=1000)
 
 
-def profile(name: str) -> op_profile.Profile:
-  """Where the forward + backward of `name`'s loss spends its time, on one device."""
-  _, generator, batch, state = _setup(name)
-  return op_profile.profile_ops(_loss_and_grad(generator), (state.params, batch), WAVENET_PARTS)
+def window_shape(window: int, halo: int, samples: int, frames: int) -> tuple[int, int, int]:
+  """A windowed step's unit of work, for its profile: (samples of one window with its halo,
+  frames in proportion (at least 1), windows per clip of `samples`)."""
+  return window + halo, max(1, round(frames * window / samples)), -(-samples // window)
+
+
+def profile(name: str) -> tuple[op_profile.Profile, str]:
+  """Where the forward + backward of `name`'s loss spends its time, on one device, and what was
+  profiled. A windowed config's step is one loop to the profiler, so its profile is of one
+  window (its halo included) as a batch of its own, with frames in proportion."""
+  config, generator, batch, state = _setup(name)
+  what = f"batch {FLAGS.batch} x {FLAGS.samples}"
+  if config.model == "wavenet" and config.wavenet.train_window:
+    length, frames, count = window_shape(config.wavenet.train_window,
+                                         generator.module.receptive_field - 1, FLAGS.samples,
+                                         FLAGS.frames)
+    batch = synthetic_batch(1, length, frames, np.random.default_rng(0))
+    config.wavenet.train_window = 0
+    generator = models.build_generator(config)
+    what = (f"one window of {length} samples with its halo and {frames} frames, of the "
+            f"{FLAGS.batch} x {count} the step runs")
+  profiled = op_profile.profile_ops(_loss_and_grad(generator), (state.params, batch),
+                                    WAVENET_PARTS)
+  return profiled, what
 
 
 # A config whose step XLA estimates at more than this fraction of the memory available is not
@@ -256,9 +276,10 @@ def main(argv):
           f"{r['s/step']:.3f} | {r['samples/s']:,.0f} | {gflops} | "
           f"{peak.fraction(r['flop/s'], peak_flops)} | {of_bf16} | {needs} |", flush=True)
   for name in FLAGS.profile_configs:
+    profiled, what = profile(name)
     op_profile.print_profile(
-        profile(name), f"Where a {name} training step's time goes (loss forward + backward, "
-        f"batch {FLAGS.batch} x {FLAGS.samples}, jitted on one device, one traced run):")
+        profiled, f"Where a {name} training step's time goes (loss forward + backward, {what}, "
+        f"jitted on one device, one traced run):")
 
 
 def _define_flags() -> None:
@@ -281,7 +302,7 @@ def _define_flags() -> None:
                        "Present the CPU as this many JAX devices (0: one per core), over which "
                        "the pmapped step splits each batch (deepsynth_jax/host_devices.py; "
                        "`make bench` passes 0); default: as JAX starts.", lower_bound=0)
-  flags.DEFINE_list("profile_configs", ["l7_c128", "l7_c128_bf16"],
+  flags.DEFINE_list("profile_configs", ["l7_c128", "l7_c128_bf16", "l7_c128_bf16_w1000"],
                     "WaveNet configs (of --configs' names) whose training step is profiled op by "
                     "op after the table.")
 

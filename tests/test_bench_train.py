@@ -53,6 +53,12 @@ def test_window_names_train_a_wavenet_config_in_windows():
   assert not bench_train.bf16_rows(["l7_c128_w4000", "keysynth"])
 
 
+def test_a_windowed_step_is_profiled_one_window_at_a_time():
+  # 1,000 samples + 128 of halo; 40 frames over 8,000 samples -> 5 in a window; 8 windows a clip
+  assert bench_train.window_shape(1000, 128, 8000, 40) == (1128, 5, 8)
+  assert bench_train.window_shape(3000, 128, 8000, 2) == (3128, 1, 3)
+
+
 def test_model_sizes_name_the_main_stack():
   size = lambda name: peak.model_size(models.build_generator(bench_train.config_for(name)).module)
   assert size("l7_c128") == "7 x 128"
