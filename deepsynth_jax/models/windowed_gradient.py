@@ -2,14 +2,15 @@
 
 A training step of the WaveNet on a batch of whole clips runs every layer over all B x T rows
 before the next: each elementwise pass (gates, residual sums, their gradients) streams a
-(B T, 2C) float32 array, 65 MB at batch 8 x 8,000, through memory. Cut into windows of a few
-thousand rows, one window's forward and backward run together and its activations (about 2 MB a
-layer) stay in a core's cache. A causal model's output at row t depends on the rows t - halo .. t
-only, so the rows a window scores are exact when the window also carries the `halo` rows before
-them; rows before the sequence's start are marked `in_clip` False, and the model treats them as
-its causal zero padding. The scored rows of all windows are the sequence's rows once each, so
-the sums of their values and gradients are those of the whole sequence, to float rounding. The
-price: each window recomputes its halo (halo / window more FLOPs).
+(B T, 2C) float32 array, 65 MB at batch 8 x 8,000, through memory. Cut into windows of a
+thousand rows or so, one window's forward and backward run together and its activations (1.2 MB
+an array at 1,128 rows x 256) stay in a core's cache. A causal model's output at row t depends
+on the rows t - halo .. t only, so the rows a window scores are exact when the window also
+carries the `halo` rows before them; rows before the sequence's start are marked `in_clip`
+False, and the model treats them as its causal zero padding. The scored rows of all windows are
+the sequence's rows once each, so the sums of their values and gradients are those of the whole
+sequence, to float rounding. The price: each window recomputes its halo (halo / window more
+FLOPs).
 
 The windows run one after another in a `lax.scan` whose body takes its own gradient; nothing is
 differentiated through the scan, so no window's activations are kept past its iteration.
@@ -86,17 +87,17 @@ def windowed_value_and_grad(
   in_clip, scored = jnp.tile(in_clip, (batch, 1)), jnp.tile(scored, (batch, 1))
   norm = 1.0 / (batch * length)
 
-  def objective(p, ex, window_rows_, clip, score):
-    values = row_values(p, ex, window_rows_, clip[None])
+  def objective(p, ex, inputs, clip, score):
+    values = row_values(p, ex, inputs, clip[None])
     sums = {k: jnp.sum(jnp.where(score, v[0], 0.0)) for k, v in values.items()}
     return sums[loss] * norm, sums
 
   def one_window(carry, xs):
     grads, example_grads, sums = carry
-    window_rows_, b, clip, score = xs
+    inputs, b, clip, score = xs
     ex = jax.tree.map(lambda x: jax.lax.dynamic_slice_in_dim(x, b, 1), per_example)
     (_, window_sums), (g, g_ex) = jax.value_and_grad(objective, argnums=(0, 1), has_aux=True)(
-        params, ex, window_rows_, clip, score)
+        params, ex, inputs, clip, score)
     example_grads = jax.tree.map(
         lambda acc, x: jax.lax.dynamic_update_slice_in_dim(
             acc, jax.lax.dynamic_slice_in_dim(acc, b, 1) + x, b, 0), example_grads, g_ex)
