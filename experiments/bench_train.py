@@ -156,6 +156,14 @@ def _setup(name: str) -> tuple[ml_collections.ConfigDict, models.Generator, dict
                                                             total_steps=1000)
 
 
+def _whole_batch(config: ml_collections.ConfigDict) -> models.Generator:
+  """The generator of a windowed WaveNet config with the whole batch at once (train_window 0):
+  the same model and parameters."""
+  whole = config.copy_and_resolve_references()
+  whole.wavenet.train_window = 0
+  return models.build_generator(whole)
+
+
 def window_shape(window: int, halo: int, samples: int, frames: int) -> tuple[int, int, int]:
   """A windowed step's unit of work, for its profile: (samples of one window with its halo,
   frames in proportion (at least 1), windows per clip of `samples`)."""
@@ -173,8 +181,7 @@ def profile(name: str) -> tuple[op_profile.Profile, str]:
                                          generator.module.receptive_field - 1, FLAGS.samples,
                                          FLAGS.frames)
     batch = synthetic_batch(1, length, frames, np.random.default_rng(0))
-    config.wavenet.train_window = 0
-    generator = models.build_generator(config)
+    generator = _whole_batch(config)
     what = (f"one window of {length} samples with its halo and {frames} frames, of the "
             f"{FLAGS.batch} x {count} the step runs")
   profiled = op_profile.profile_ops(_loss_and_grad(generator), (state.params, batch),
@@ -210,10 +217,7 @@ def bench(name: str) -> dict:
   # not once per window (and so the halos' recomputation is not counted as work done).
   flops, needed = peak.compiled_flops_and_memory(_loss_and_grad(generator), state.params, batch)
   if config.model == "wavenet" and config.wavenet.train_window:
-    whole = config.copy_and_resolve_references()
-    whole.wavenet.train_window = 0
-    flops = peak.compiled_flops(_loss_and_grad(models.build_generator(whole)), state.params,
-                                batch)
+    flops = peak.compiled_flops(_loss_and_grad(_whole_batch(config)), state.params, batch)
   why_not = too_big(needed, peak.available_memory())
   if why_not:
     return {**row, "skipped": why_not}

@@ -171,12 +171,18 @@ def _one_step(config, state, batch, devices: int):
   return jax.device_get(jax.tree.map(lambda x: x[0], (new_state.params, metrics)))
 
 
-def test_one_and_two_devices_give_the_same_update():
+def _two_device_setup():
+  """(the test config, its initial train state, a batch); skips without 2 devices."""
   if jax.local_device_count() < 2:
     pytest.skip("needs XLA_FLAGS=--xla_force_host_platform_device_count=2 (set by `make test`)")
   config = test_config.get_config()
   batch = _synthetic_batch()
   state = train.create_train_state(config, models.build_generator(config), batch, total_steps=10)
+  return config, state, batch
+
+
+def test_one_and_two_devices_give_the_same_update():
+  config, state, batch = _two_device_setup()
   params_1, metrics_1 = _one_step(config, state, batch, 1)
   params_2, metrics_2 = _one_step(config, state, batch, 2)
   assert metrics_1["loss"] == pytest.approx(metrics_2["loss"], rel=1e-6)
@@ -186,11 +192,7 @@ def test_one_and_two_devices_give_the_same_update():
 def test_a_windowed_step_gives_the_whole_batchs_update():
   """`wavenet.train_window`: the same loss, metrics and update to float rounding, also split
   over two devices, audio-input dropout included."""
-  if jax.local_device_count() < 2:
-    pytest.skip("needs XLA_FLAGS=--xla_force_host_platform_device_count=2 (set by `make test`)")
-  config = test_config.get_config()
-  batch = _synthetic_batch()
-  state = train.create_train_state(config, models.build_generator(config), batch, total_steps=10)
+  config, state, batch = _two_device_setup()
   params_whole, metrics_whole = _one_step(config, state, batch, 1)
   config.wavenet.train_window = 100
   params_windowed, metrics_windowed = _one_step(config, state, batch, 2)
