@@ -2,7 +2,7 @@ r"""Generation speed of the sampler: samples/s, real-time factor, and speed-up o
 
   python -m experiments.bench_sampler
       [--configs=cpu,l7_c128,l7_c128_bf16,l7_c256,l10_c256,l10_c512,parallel,parallel_fast,
-                 parallel_faster,parallel_faster_hop32]
+                 parallel_faster,parallel_faster_hop32,vocoder]
       [--batch_sizes=1,16,64] [--naive_configs=cpu,l7_c128,l7_c256] [--repeats=2]
       [--clip_seconds=5] [--clip_frames=30,150] [--cpu_devices=N]
 
@@ -40,7 +40,12 @@ the default with the row trunk in its key reader, and that with a 1 x 32 instrum
 `experiments.distill`), `parallel_faster_hop32` (models/demo_keysynth_faster_hop32: that model
 generating at a 32-sample control hop, `keysynth.generation_hop`), `parallel_absolute_phases`
 (experiments/configs/keysynth_cpu.py: phases fixed by absolute time, shared by every clip) and
-`parallel_all_keys` (that, with all 88 keys through the instrument, as before voices). A WaveNet
+`parallel_all_keys` (that, with all 88 keys through the instrument, as before voices), `vocoder`
+(the size of models/demo_vocoder, configs/vocoder_gain512_level_cpu.py: a 10 x 48 WaveNet on the
+shipped KeySynth, greedy, a block of its gain head's 512 samples per scan iteration, timed like
+a one-pass generator from the frames on whole clips with the first of --clip_frames frames) and
+`vocoder_per_sample` (that one sample per iteration; `autoregressive.generate`'s `by_blocks`;
+neither row has a FLOP count: see `bench_vocoder`). A WaveNet
 name + "_bf16" (e.g. `l7_c128_bf16`) samples with bfloat16 operands and float32 sums in every
 WaveNet product (`wavenet.dtype`, models/precision.py; a model trained so generates so); its
 "of peak" is of the fp32 peak, as for every row.
@@ -76,17 +81,24 @@ from absl import app, flags
 from deepsynth_jax import checkpointing, console, host_devices, models
 from deepsynth_jax.models import autoregressive
 from experiments import peak
-from experiments.configs import cpu, keysynth_cpu, keysynth_phase_cpu, table1
+from experiments.configs import (
+  cpu,
+  keysynth_cpu,
+  keysynth_phase_cpu,
+  table1,
+  vocoder_gain512_level_cpu,
+)
 
 flags.DEFINE_list("configs", ["cpu", "l7_c128", "l7_c128_bf16", "l7_c256", "l10_c256",
                              "l10_c512", "parallel", "parallel_fast", "parallel_faster",
-                             "parallel_faster_hop32"],
+                             "parallel_faster_hop32", "vocoder"],
                   "cpu, lL_cC (L layers x C channels, Table 1 encoder), parallel (the default "
                   "KeySynth; `keysynth` is another name for it), parallel_fast, "
                   "parallel_faster and parallel_faster_hop32 (the settings of "
                   "models/demo_keysynth_fast, _faster and _faster_hop32), "
-                  "parallel_absolute_phases or parallel_all_keys; a WaveNet name + '_bf16': with "
-                  "bfloat16 products (wavenet.dtype).")
+                  "parallel_absolute_phases, parallel_all_keys, vocoder (models/demo_vocoder's "
+                  "size, a block per iteration) or vocoder_per_sample; a WaveNet name + "
+                  "'_bf16': with bfloat16 products (wavenet.dtype).")
 flags.DEFINE_float("clip_seconds", 5.0, "Clip length of a one-pass (parallel) generator's run.")
 flags.DEFINE_list("clip_frames", ["30", "150"],
                   "Frames per clip for a one-pass generator (30: sparse, 150: 30 fps).")
@@ -111,6 +123,12 @@ PYTORCH = {("l7_c128", 1): "955-1,763", ("l7_c128", 16): "8,728-16,918",
            ("l10_c512", 1): "110-200"}
 
 
+# The shipped vocoder's size (models/demo_vocoder: 10 x 48 on models/demo_keysynth_phase),
+# sampled a block of its gain head's `anchor_block` samples at a time (its default) or one sample
+# at a time (`autoregressive.generate`'s `by_blocks`), greedily as the demo decodes it.
+VOCODERS = {"vocoder": True, "vocoder_per_sample": False}
+
+
 # The shipped one-pass models made from the default (distilled, `experiments.distill`, and
 # exported with generation settings), by their model folders.
 SHIPPED_STUDENTS = {"parallel_fast": "models/demo_keysynth_fast",
@@ -127,6 +145,8 @@ def config_for(name: str) -> ml_collections.ConfigDict:
     return cpu.get_config()
   if name in ("parallel", "keysynth"):
     return keysynth_phase_cpu.get_config()
+  if name in VOCODERS:
+    return vocoder_gain512_level_cpu.get_config()
   if name in SHIPPED_STUDENTS:  # their sizes, from the shipped run record
     record = checkpointing.read_run_record(SHIPPED_STUDENTS[name])
     return checkpointing.config_from_record(record)
@@ -142,7 +162,8 @@ def config_for(name: str) -> ml_collections.ConfigDict:
   except (ValueError, AssertionError):
     raise app.UsageError(f"unknown config {name!r}; use cpu, parallel, parallel_fast, "
                          "parallel_faster, parallel_faster_hop32, parallel_absolute_phases, "
-                         "parallel_all_keys or lL_cC, e.g. l10_c512") from None
+                         "parallel_all_keys, vocoder, vocoder_per_sample or lL_cC, e.g. "
+                         "l10_c512") from None
   return table1.get_config(f"drop75_l{layers}_c{channels}")
 
 
@@ -252,6 +273,25 @@ def bench_generate(generator: models.Generator, params: Any, batch: int,
           "cpu_sps": batch * steps / cpu_s, "flops": flops}
 
 
+def bench_vocoder(generator: models.Generator, params: Any, batch: int, num_frames: int,
+                  by_blocks: bool, *, clip_seconds: float, repeats: int) -> dict:
+  """Samples/s of the vocoder generating whole clips of `clip_seconds` with `num_frames` frames,
+  from the frames (its KeySynth pass and conditioning stack included), greedily. No FLOP count:
+  XLA counts a loop's body once, and the per-clip KeySynth work and the per-block or per-sample
+  loop cannot be told apart in one compiled count."""
+  def generate(p, frames, index, age):
+    features = generator.conditioning(p, frames, index, age)
+    return autoregressive.generate(generator.module.wavenet, p["wavenet"], frames, index, age,
+                                   greedy=True, sample_cond=features, by_blocks=by_blocks,
+                                   quantization=generator.config.quantization).buckets
+
+  steps = round(clip_seconds * SAMPLE_RATE)
+  frames, index, age = clips(batch, steps, num_frames)
+  first, best, cpu_s = best_time(lambda: generate(params, frames, index, age), repeats)
+  return {"steps": steps, "compile_s": first - best, "sps": batch * steps / best,
+          "cpu_sps": batch * steps / cpu_s, "flops": None}
+
+
 def profile_one_pass(generator: models.Generator, params: Any, num_frames: int,
                      repeats: int, clip_seconds: float) -> dict[str, float]:
   """Where one clip's time goes in a one-pass (KeySynth) generator: best wall ms of each piece
@@ -310,7 +350,8 @@ def main(argv):
   for name in FLAGS.configs:
     generator = models.build_generator(config_for(name), SAMPLE_RATE)
     params = random_params(generator)
-    if generator.autoregressive:
+    vocoder = name in VOCODERS  # timed from the frames, KeySynth included (`bench_vocoder`)
+    if generator.autoregressive and not vocoder:
       encoder[name] = bench_encoder(generator.module, params)
       # A bf16 step compiled alone counts rounding its float32 weights to bfloat16 among its bytes
       # (7 x 128: 9.5 MiB against 3.6), which is no chain of matrix-vector products (and casting
@@ -318,10 +359,15 @@ def main(argv):
       # bandwidth table below has float32 rows only.
       if not name.endswith(peak.BFLOAT16_SUFFIX):
         step_bytes[name] = step_cost(generator.module, params, 1, peak.compiled_bytes)
-    frame_counts = [1] if generator.autoregressive else [int(f) for f in FLAGS.clip_frames]
+    frame_counts = ([int(FLAGS.clip_frames[0])] if vocoder else [1] if generator.autoregressive
+                    else [int(f) for f in FLAGS.clip_frames])
     for num_frames in frame_counts:
       for batch in (int(b) for b in FLAGS.batch_sizes):
-        r = bench_generate(generator, params, batch, num_frames)
+        if vocoder:
+          r = bench_vocoder(generator, params, batch, num_frames, VOCODERS[name],
+                            clip_seconds=FLAGS.clip_seconds, repeats=FLAGS.repeats)
+        else:
+          r = bench_generate(generator, params, batch, num_frames)
         if batch == 1:
           fast_b1.setdefault(name, r["sps"])
         base = name.removesuffix(peak.BFLOAT16_SUFFIX)
@@ -330,7 +376,8 @@ def main(argv):
         flop_s = None if r["flops"] is None else r["sps"] * r["flops"]
         mflop = "-" if r["flops"] is None else f"{r['flops'] / 1e6:.2f}"
         gflop_s = "-" if flop_s is None else f"{flop_s / 1e9:.1f}"
-        frames = "given" if generator.autoregressive else num_frames  # see the module docstring
+        frames = ("given" if generator.autoregressive and not vocoder
+                  else num_frames)  # see the module docstring
         print(f"| {name} | {peak.model_size(generator.module)} | {frames} | {batch} | "
               f"{r['sps']:,.0f} | {r['sps'] / SAMPLE_RATE:.2f} | {r['cpu_sps']:,.0f} | "
               f"{mflop} | {gflop_s} | {peak.fraction(flop_s, peak_flops)} | "

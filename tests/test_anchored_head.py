@@ -58,6 +58,91 @@ def test_anchored_head_centres_on_the_anchor_and_holds_over_blocks():
     _wavenet(anchored_output=True).init(jax.random.key(0), tokens, frames, index, age)
 
 
+# One stack (the dilations divide the block), two stacks, and a block no dilation divides.
+GAIN_HEAD_SHAPES = [(4, 4, 8), (5, 3, 6), (4, 2, 5)]  # layers, layers per stack, block
+
+
+def _gain_head_model(layers: int, per_stack: int, block: int, t: int = 96):
+  model = _wavenet(use_sample_cond=True, anchored_output=True, anchor_block=block,
+                   num_layers=layers, layers_per_stack=per_stack)
+  tokens, frames, index, age, cond, buckets = _inputs(t=t)
+  cond[..., 0] = 0.5 * np.sin(np.arange(t) / 5.0)
+  params = _numpy_params(model, tokens, frames, index, age, cond, seed=1)
+  return model, params, (tokens, frames, index, age, cond, buckets)
+
+
+@pytest.mark.parametrize("layers, per_stack, block", GAIN_HEAD_SHAPES)
+def test_gain_head_reads_the_stack_at_block_starts_only(layers, per_stack, block):
+  """The parallel forward evaluates each layer only at the rows the block starts read
+  (`block_start_spacings`); its logits and its gradients are the incremental step's, which
+  runs the whole stack at every sample."""
+  model, params, (tokens, frames, index, age, cond, buckets) = _gain_head_model(
+      layers, per_stack, block)
+  parallel = lambda p: model.apply({"params": p}, tokens, frames, index, age, cond)
+  stepped = lambda p: autoregressive.teacher_forced_logits(model, p, tokens, frames, index, age,
+                                                           sample_cond=cond)
+  np.testing.assert_allclose(parallel(params), stepped(params), rtol=1e-4, atol=2e-3)
+  # Blocks of 1 sample evaluate every layer at every sample (each sample then holds the gain
+  # of the one before): the same gains at the block starts, to float32 rounding.
+  gains = lambda m: m.apply({"params": params}, tokens, frames, index, age, cond,
+                            return_head=True)[1]["gain"]
+  starts = np.arange(block, tokens.shape[1], block)  # block b + 1 starts at block b's gain
+  np.testing.assert_allclose(gains(model)[:, starts],
+                             gains(model.clone(anchor_block=1))[:, starts - block + 1],
+                             rtol=1e-5)
+  ce = lambda logits: jnp.mean(optax.softmax_cross_entropy_with_integer_labels(logits, buckets))
+  by_parallel = jax.grad(lambda p: ce(parallel(p)))(params)
+  by_step = jax.grad(lambda p: ce(stepped(p)))(params)
+  for name in ("layer_convs_0", f"layer_convs_{layers - 1}", "layer_outs_0", "anchor_out"):
+    assert float(jnp.abs(by_step[name]["kernel"]).max()) > 1e-6  # the stack gets a gradient
+  jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=2e-3, atol=1e-6),
+               by_parallel, by_step)
+
+
+def test_block_start_spacings_and_the_dilation_tree():
+  # One stack, dilations 1, 2, 4 and blocks of 8: layer i at every 2^(i+1)-th sample.
+  assert wavenet.block_start_spacings((1, 2, 4), 8) == ((1, 2), (2, 4), (4, 8))
+  # Two stacks: the upper stack's first layer (dilation 1) needs every sample below it.
+  assert wavenet.block_start_spacings((1, 2, 1, 2), 4) == ((1, 1), (1, 1), (1, 2), (2, 4))
+  assert wavenet.block_start_spacings((1, 2, 4), 5) == ((1, 1), (1, 1), (1, 5))
+  tree = wavenet.dilation_tree((1, 2, 4))  # the output at one sample: 2^(3-i) rows at layer i
+  assert [list(rows) for rows in tree] == [list(range(8)), [0, 2, 4, 6], [0, 4], [0]]
+  assert [list(rows) for rows in wavenet.dilation_tree((1, 2, 1, 2))][1:] == [
+      list(range(6)), list(range(4)), [0, 2], [0]]
+
+
+@pytest.mark.parametrize("layers, per_stack, block", GAIN_HEAD_SHAPES)
+def test_block_sampler_draws_the_per_sample_samplers_samples(layers, per_stack, block):
+  """With the gain head a block's samples depend on the past only through two gains:
+  `generate` draws them a block at a time (`by_blocks`, its default for this head), with the
+  per-sample scan's samples and free-running loss, greedy or not, for a clip that ends inside
+  a block; `log_gain_at` is the gain the parallel forward holds from each block's start."""
+  model, params, (tokens, frames, index, age, cond, buckets) = _gain_head_model(
+      layers, per_stack, block, t=93)
+  true_audio = audio_lib.dequantize(buckets)
+  run = lambda greedy, by_blocks: autoregressive.generate(
+      model, params, frames, index, age, greedy=greedy, seed=4, sample_cond=cond,
+      true_audio=true_audio, by_blocks=by_blocks)
+  for greedy in (True, False):
+    blocks, samples = run(greedy, None), run(greedy, False)
+    np.testing.assert_array_equal(blocks.buckets, samples.buckets)
+    np.testing.assert_allclose(blocks.sample_cross_entropy, samples.sample_cross_entropy,
+                               rtol=1e-4, atol=1e-4)
+  _, head = model.apply({"params": params}, tokens, frames, index, age, cond, return_head=True)
+  frame_cond = model.apply({"params": params}, frames, method="frame_conditioning")
+  for start in range(0, tokens.shape[1] - block, block):
+    log_gain = model.apply({"params": params}, tokens, frame_cond, jnp.asarray(index),
+                           jnp.asarray(age), jnp.asarray(cond), jnp.int32(start),
+                           method="log_gain_at")
+    # The next block starts at this block's gain (its ramp's offset 0).
+    np.testing.assert_allclose(wavenet.anchor_gain(log_gain), head["gain"][:, start + block],
+                               rtol=1e-5)
+  with pytest.raises(ValueError, match="by_blocks"):
+    plain = _wavenet(use_sample_cond=True)
+    autoregressive.generate(plain, _numpy_params(plain, tokens, frames, index, age, cond),
+                            frames, index, age, sample_cond=cond, by_blocks=True)
+
+
 def test_anchored_logits_are_a_discretized_gaussian_around_gain_times_anchor():
   anchor = jnp.asarray([0.0005, 0.1, -0.4, 0.003])
   params = jnp.zeros((4, 2))  # gain exp(0) = 1

@@ -81,6 +81,21 @@ def test_one_pass_profile_times_every_piece_of_a_clip():
   assert all(ms > 0 for ms in row.values())
 
 
+def test_vocoder_rows_time_the_shipped_size_by_blocks_and_by_samples():
+  generators = {name: models.build_generator(bench_sampler.config_for(name),
+                                             bench_sampler.SAMPLE_RATE)
+                for name in bench_sampler.VOCODERS}
+  wavenet = generators["vocoder"].module.wavenet
+  assert (wavenet.num_layers, wavenet.channels, wavenet.anchor_block) == (10, 48, 512)
+  assert wavenet.gains_by_block
+  params = bench_sampler.random_params(generators["vocoder"])
+  rows = {name: bench_sampler.bench_vocoder(generator, params, 2, 3, bench_sampler.VOCODERS[name],
+                                            clip_seconds=0.3, repeats=1)
+          for name, generator in generators.items()}
+  assert all(row["steps"] == 1200 and row["sps"] > 0 and row["flops"] is None
+             for row in rows.values())
+
+
 def test_step_bytes_count_the_weights_a_step_reads():
   """The roofline's bytes per step are at least the weights of the stack the step runs through
   (XLA's "bytes accessed"), and the matrix-vector bandwidth is a positive rate."""

@@ -13,6 +13,12 @@ projected time-major, so that no copy of it is transposed) is likewise computed 
 before the scan, and step t reads its row t (with the raw features' first column, the anchor of
 an anchored head).
 
+For a WaveNet whose samples depend on the audio so far only through a gain per block (the
+anchored "gain" head, `WaveNet.gains_by_block`), `generate` runs one iteration per block instead
+(`_gain_block_scan`): the gain at the block's first sample from the stack evaluated where that
+sample reads it (`WaveNet.log_gain_at`), then the whole block's samples at once, with the same
+random numbers: the same samples as the per-sample scan.
+
 Sampling draws one uniform u per example and step, the t-th number of the example's stream
 `fold_in(key(seed), example_id)`, and inverts the cumulative distribution of
 softmax(logits / temperature), so an example's samples depend only on (seed, example_id, its
@@ -237,6 +243,66 @@ def _scan(model: Any, params: Any, frames: Array, frame_index: Array,
   return _outputs({k: jnp.swapaxes(v, 0, 1) for k, v in out.items()}, quantization)
 
 
+# ---- the block sampler: a gain-anchored head's samples a block at a time ----------------------
+
+
+@functools.partial(jax.jit, static_argnames=("model", "quantization"))
+def _gain_block_scan(model: Any, params: Any, frames: Array, frame_index: Array, frame_age: Array,
+                seed: Array, example_ids: Array, temperature: Array, greedy: Array,
+                true_audio: Array | None, sample_cond: Array, *,
+                quantization: str) -> dict[str, Array]:
+  """`_scan`'s samples for a model whose `gains_by_block` (the anchored "gain" head), one
+  iteration per `anchor_block` samples; per-time outputs (B, T).
+
+  A sample's distribution there is a Gaussian around gain x anchor with a width from the
+  per-sample features: only the gain, ramped from the previous block's first sample's to this
+  block's, depends on the audio so far. So each iteration computes the gain at its block's first
+  sample (`WaveNet.log_gain_at`, whose inputs end at the previous block's last sample) and then
+  draws all of the block's samples at once, with the same uniforms as `_scan`: the same samples,
+  up to float32 rounding of the gain.
+  """
+  batch, length = frame_index.shape
+  block = model.anchor_block
+  num_blocks = -(-length // block)
+  pad = lambda v: jnp.pad(v, ((0, 0), (0, num_blocks * block - length)) + ((0, 0),) * (v.ndim - 2),
+                          mode="edge")
+  per_block = lambda v: jnp.swapaxes(pad(v).reshape(batch, num_blocks, block, *v.shape[2:]), 0, 1)
+  frame_cond = (frames if jnp.issubdtype(frames.dtype, jnp.floating)
+                else _apply(model, params, frames, method="frame_conditioning"))  # (B, F, L, 2C)
+  head = _apply(model, params, sample_cond, method="sample_head_terms")  # anchor, width (B, T)
+  xs = {"anchor": per_block(head["anchor"]), "width": per_block(head["width"]),
+        "u": per_block(step_uniforms(seed, example_ids, length).T),
+        "start": jnp.arange(num_blocks, dtype=jnp.int32) * block}
+  if true_audio is not None:
+    xs["target"] = per_block(audio_lib.quantize(true_audio, quantization))
+  log_widths = _log_widths(model)
+  ramp = jnp.arange(block, dtype=jnp.float32) / block  # as `WaveNet.step`'s offset / block
+
+  def body(carry, x):
+    buckets, before = carry
+    tokens = audio_lib.audio_input_tokens(buckets[:, :length])
+    now = _apply(model, params, tokens, frame_cond, frame_index, frame_age, sample_cond,
+                 x["start"], method="log_gain_at")                          # (B,)
+    before = jnp.where(x["start"] == 0, now, before)
+    log_gain = before[:, None] + (now - before)[:, None] * ramp             # (B, block)
+    logits = _apply(model, params, log_gain, x["width"], x["anchor"],
+                    method="gain_head_logits")                               # (B, block, 256)
+    flat = lambda v: v.reshape(batch * block, *v.shape[2:])
+    sample = sample_from_logits(flat(logits), flat(x["u"]), temperature, greedy,
+                                log_widths).reshape(batch, block)
+    buckets = jax.lax.dynamic_update_slice_in_dim(buckets, sample, x["start"], axis=1)
+    out = {}
+    if true_audio is not None:
+      out["cross_entropy"] = bucket_cross_entropy(flat(logits), flat(x["target"])).reshape(
+          batch, block)
+    return (buckets, now), out
+
+  start = (jnp.zeros((batch, num_blocks * block), jnp.int32), jnp.zeros((batch,), jnp.float32))
+  (buckets, _), out = jax.lax.scan(body, start, xs)
+  out = {k: jnp.swapaxes(v, 0, 1).reshape(batch, -1)[:, :length] for k, v in out.items()}
+  return _outputs({"buckets": buckets[:, :length], **out}, quantization)
+
+
 def _outputs(out: dict[str, Array], quantization: str) -> dict[str, Array]:
   out["audio"] = audio_lib.dequantize(out["buckets"], quantization)
   if "cross_entropy" in out:
@@ -248,7 +314,8 @@ def _outputs(out: dict[str, Array], quantization: str) -> dict[str, Array]:
 def generate(model: Any, params: Any, frames: Any, frame_index: Any, frame_age: Any,
              *, temperature: float = 1.0, seed: int = 0, greedy: bool = False,
              true_audio: Any = None, example_ids: Any = None, quantization: str = "mu_law",
-             unroll: int = DEFAULT_UNROLL, sample_cond: Any = None) -> Generation:
+             unroll: int = DEFAULT_UNROLL, sample_cond: Any = None,
+             by_blocks: bool | None = None) -> Generation:
   """Samples audio autoregressively from the frames (fast: cached dilation queues, one scan).
 
   Args:
@@ -269,6 +336,10 @@ def generate(model: Any, params: Any, frames: Any, frame_index: Any, frame_age: 
     unroll: time steps per loop iteration of the scan (speed only; results are identical).
     sample_cond: optional float32 (B, T, D) per-sample features, for a model with per-sample
       conditioning (`WaveNet.use_sample_cond`): known for the whole clip before sampling.
+    by_blocks: draw a block of `anchor_block` samples per iteration (`_gain_block_scan`), for a
+      model whose `gains_by_block` (the anchored "gain" head; the default there), else one
+      sample per iteration (the default elsewhere): the same samples up to float32 rounding of
+      the gain.
 
   Returns:
     `Generation`: buckets int32 (B, T), audio float32 (B, T), and the free-running
@@ -277,23 +348,33 @@ def generate(model: Any, params: Any, frames: Any, frame_index: Any, frame_age: 
   """
   b, _ = _check_inputs(frames, frame_index, frame_age, true_audio, sample_cond)
   greedy, temperature = _check_temperature(temperature, greedy)
+  blocks_possible = bool(getattr(model, "gains_by_block", False))
+  if by_blocks is None:
+    by_blocks = blocks_possible
+  elif by_blocks and not blocks_possible:
+    raise ValueError("by_blocks=True needs a model whose samples depend on the audio so far only "
+                     "through a gain per block (WaveNet anchored_output with anchor_mean='gain')")
   batched = (jnp.asarray(frames), jnp.asarray(frame_index, jnp.int32),
              jnp.asarray(frame_age, jnp.int32), _example_ids(example_ids, b),
              None if true_audio is None else jnp.asarray(true_audio, jnp.float32),
              _sample_cond(sample_cond))
   shared = (params, jnp.int32(seed), jnp.float32(temperature), jnp.bool_(greedy))
-  out = host_devices.map_over_devices(_generation_scan(model, quantization, unroll), batched,
-                                      shared)
+  out = host_devices.map_over_devices(_generation_scan(model, quantization, unroll, by_blocks),
+                                      batched, shared)
   return _generation(out)
 
 
 @functools.cache
-def _generation_scan(model: Any, quantization: str, unroll: int):
-  """`_scan` for `generate`, batched arguments first (`host_devices.map_over_devices` splits the
-  batch over the local devices; every example's random numbers are its own, so the samples do
-  not depend on the split); one function object per model and static options."""
+def _generation_scan(model: Any, quantization: str, unroll: int, by_blocks: bool):
+  """`_scan` (or `_gain_block_scan`) for `generate`, batched arguments first
+  (`host_devices.map_over_devices` splits the batch over the local devices; every example's
+  random numbers are its own, so the samples do not depend on the split); one function object
+  per model and static options."""
   def scan(frames, frame_index, frame_age, example_ids, true_audio, sample_cond, params, seed,
            temperature, greedy):
+    if by_blocks:
+      return _gain_block_scan(model, params, frames, frame_index, frame_age, seed, example_ids,
+                         temperature, greedy, true_audio, sample_cond, quantization=quantization)
     return _scan(model, params, frames, frame_index, frame_age, seed, example_ids, temperature,
                  greedy, None, true_audio, sample_cond, return_logits=False,
                  quantization=quantization, unroll=unroll)

@@ -153,6 +153,21 @@ def causal_conv(x: jax.Array, dilation: int, kernel: jax.Array, extra: jax.Array
   return _low_precision_causal_conv(x, dilation, kernel, extra, extra_kernel, jnp.dtype(dtype))
 
 
+def strided_causal_conv(x: jax.Array, dilation: int, stride: int, kernel: jax.Array,
+                        extra: jax.Array, extra_kernel: jax.Array,
+                        dtype: Any = jnp.float32) -> jax.Array:
+  """`causal_conv`'s rows 0, stride, 2 stride, ... only: y_j = [x_{j s - d}, x_{j s}, extra_j]
+  @ [kernel; extra_kernel[b]], with x float32 (B, T, C), extra float32 (B, ceil(T / s), E) at
+  those rows; float32 (B, ceil(T / s), F). The same products, on 1 / s of the rows (XLA's own
+  gradients: the rows are few)."""
+  if stride == 1:
+    return causal_conv(x, dilation, kernel, extra, extra_kernel, dtype)
+  inputs = jnp.concatenate([shift_right(x, dilation)[:, ::stride], x[:, ::stride], extra], -1)
+  if jnp.dtype(dtype) != jnp.float32:
+    inputs, kernel, extra_kernel = (v.astype(dtype) for v in (inputs, kernel, extra_kernel))
+  return _conv_product(inputs, kernel, extra_kernel)
+
+
 class Dense(nn.Module):
   """`nn.Dense(features)` with its products at `dtype` (`matmul`): the same parameters ("kernel"
   (I, features) lecun-normal, "bias" zeros), so checkpoints are interchangeable.

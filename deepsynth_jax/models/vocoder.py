@@ -7,7 +7,8 @@ per-sample features (B, T, D) (it may look ahead: the whole clip's KeySynth audi
 sampling starts); and a WaveNet with per-sample conditioning (`WaveNet.use_sample_cond`) predicts
 the 256 mu-law buckets of the true audio from its previous buckets and those features, i.e. learns
 the piano's sound on top of KeySynth's notes. Training is the WaveNet's: teacher-forced softmax
-cross-entropy with audio-input dropout; generation is the autoregressive `lax.scan` sampler.
+cross-entropy with audio-input dropout; generation is the autoregressive `lax.scan` sampler (for
+the anchored "gain" head, a block of `anchor_block` samples per iteration).
 
 Anchored (`config.vocoder.anchored`): the WaveNet's distribution is a Gaussian over the buckets
 around gain x anchor (`WaveNet.anchored_output`), where the anchor is the KeySynth audio plus a

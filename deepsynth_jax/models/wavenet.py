@@ -33,7 +33,10 @@ small MLP. So the audio so far says how loud a note is, the anchor gives the wav
 neither the mean nor the width can follow the model's own past sample by sample: a teacher-forced
 WaveNet learns to continue its input, and free-running it drifts (exposure bias), as a width
 read from its own samples would (measured: too narrow fed its own greedy samples, too wide fed
-its own noise).
+its own noise). The stack is read at each block's first sample only: the parallel forward
+evaluates each layer only where the layers above read it (`block_start_spacings`: about two
+layers' work at every sample instead of L), and a sampler draws a block at a time
+(`log_gain_at`, `autoregressive.generate`'s `by_blocks`).
 
 With `anchor_mean="residual"` the mean is the anchor itself plus a residual the stack predicts at
 every sample, in units of the width: m = anchor + s * r (r = ANCHOR_RESIDUAL_RANGE * tanh(.), zero
@@ -110,6 +113,14 @@ class CausalConv(nn.Module):
     """
     return precision.causal_conv(x, self.dilation, self.kernel, extra, extra_kernel,
                                  self.dtype) + self.bias
+
+  def strided_with_extra_inputs(self, x: Array, spacing: int, stride: int, extra: Array,
+                                extra_kernel: Array) -> Array:
+    """`with_extra_inputs`' outputs at every `stride`-th row of x, whose rows are `spacing`
+    samples apart (the dilation a multiple of it): x (B, T, in), extra (B, ceil(T / stride), E)
+    at the output rows, extra_kernel (B, E, features) -> (B, ceil(T / stride), features)."""
+    return precision.strided_causal_conv(x, self.dilation // spacing, stride, self.kernel, extra,
+                                         extra_kernel, self.dtype) + self.bias
 
 
 class DenseParams(nn.Module):
@@ -265,9 +276,9 @@ class WaveNet(nn.Module):
     kernel, bias = self.sample_proj(sample_cond.shape[-1])
     proj = sample_cond @ kernel + bias
     return {"gate": proj.reshape((*proj.shape[:-1], self.num_layers, 2 * self.channels)),
-            **self._sample_head_terms(sample_cond)}
+            **self.sample_head_terms(sample_cond)}
 
-  def _sample_head_terms(self, sample_cond: Array) -> dict[str, Array]:
+  def sample_head_terms(self, sample_cond: Array) -> dict[str, Array]:
     """`sample_conditioning` without "gate": "anchor" and, anchored, "width" (B, T)."""
     out = {"anchor": sample_cond[..., 0]}
     if self.anchored_output:
@@ -339,21 +350,23 @@ class WaveNet(nn.Module):
       weights.append(self.age_proj.reshape(1, -1, num_layers, gate))
     sample_terms = None
     if sample_cond is not None:
-      sample_terms = self._sample_head_terms(sample_cond)
+      sample_terms = self.sample_head_terms(sample_cond)
       sample_kernel, sample_bias = self.sample_proj(sample_cond.shape[-1])   # (D, L 2C)
       extra.append(sample_cond.astype(x.dtype))                               # D
       weights.append(sample_kernel.reshape(1, -1, num_layers, gate))
       sample_bias = sample_bias.reshape(num_layers, gate)
     extra = jnp.concatenate(extra, axis=-1) if extra else None
+    extra_kernel = lambda i: jnp.concatenate(
+        [jnp.broadcast_to(w[:, :, i], (x.shape[0], w.shape[1], gate)) for w in weights], axis=1)
+    if self.gains_by_block:  # the stack is read at each block's first sample only
+      return self._gain_head(self._block_start_skip(x, extra, extra_kernel, sample_bias, in_clip),
+                             sample_terms, x.shape[1], return_head)
     skip = 0.0
     for i, (conv, out) in enumerate(zip(self.layer_convs, self.layer_outs)):
       if extra is None:
         pre_gate = conv(x)
       else:
-        extra_kernel = jnp.concatenate(
-            [jnp.broadcast_to(w[:, :, i], (x.shape[0], w.shape[1], gate)) for w in weights],
-            axis=1)
-        pre_gate = conv.with_extra_inputs(x, extra, extra_kernel)
+        pre_gate = conv.with_extra_inputs(x, extra, extra_kernel(i))
       if sample_cond is not None:
         pre_gate = pre_gate + sample_bias[i]
       x, skip_i = self._gated_residual(pre_gate, x, out)
@@ -363,18 +376,44 @@ class WaveNet(nn.Module):
       if return_head:
         raise ValueError("return_head needs the anchored head (anchored_output=True)")
       return self._head(skip)
-    if self.anchor_mean == "residual":
-      width = anchor_width(sample_terms["width"])
-      fixed = jax.lax.stop_gradient(width)  # the width learns from "anchor_logits" only
-      logits = gaussian_bucket_logits(
-          sample_terms["anchor"] + fixed * self._residual(skip), fixed)
-      if return_head:  # the anchor's own loss trains the width, not the anchor: it would shrink
-        anchor = jax.lax.stop_gradient(sample_terms["anchor"])  # the mean towards E[x | video]
-        return logits, {"anchor_logits": gaussian_bucket_logits(anchor, width)}
-      return logits
+    # The residual head (the gain head returned above).
+    width = anchor_width(sample_terms["width"])
+    fixed = jax.lax.stop_gradient(width)  # the width learns from "anchor_logits" only
+    logits = gaussian_bucket_logits(sample_terms["anchor"] + fixed * self._residual(skip), fixed)
+    if return_head:  # the anchor's own loss trains the width, not the anchor: it would shrink
+      anchor = jax.lax.stop_gradient(sample_terms["anchor"])  # the mean towards E[x | video]
+      return logits, {"anchor_logits": gaussian_bucket_logits(anchor, width)}
+    return logits
+
+  def _block_start_skip(self, x: Array, extra: Array, extra_kernel: Any, sample_bias: Array,
+                        in_clip: Array | None) -> Array:
+    """The stack's skip sum (B, ceil(T / anchor_block), S) at each block's first sample, from
+    the input conv's output x (B, T, C), the layers' extra inputs (B, T, E) and per-layer
+    weights `extra_kernel(i)` (B, E, 2C): each layer evaluated only at the rows the layers above
+    read (`block_start_spacings`): for dilations 1 .. 2^(L-1), layer i at every 2^(i+1)-th
+    sample, so the whole stack costs about two layers at every sample instead of L."""
+    spacings = block_start_spacings(self.dilations, self.anchor_block)
+    every = lambda v, spacing: v if v is None else v[:, ::spacing]
+    x = every(x, spacings[0][0])
+    skip = 0.0
+    for i, (conv, out) in enumerate(zip(self.layer_convs, self.layer_outs, strict=True)):
+      spacing, out_spacing = spacings[i]
+      stride = out_spacing // spacing
+      pre_gate = conv.strided_with_extra_inputs(x, spacing, stride, every(extra, out_spacing),
+                                                extra_kernel(i)) + sample_bias[i]
+      x, skip_i = self._gated_residual(pre_gate, x[:, ::stride], out)
+      if in_clip is not None:
+        x = jnp.where(every(in_clip, out_spacing)[..., None], x, 0.0)
+      skip = skip + skip_i[:, ::self.anchor_block // out_spacing]
+    return skip
+
+  def _gain_head(self, block_skip: Array, sample_terms: dict[str, Array], length: int,
+                 return_head: bool) -> Array | tuple[Array, dict[str, Array]]:
+    """The "gain" head's logits (B, T, 256) (and its per-sample gain) from the stack's skip sum
+    at each block's first sample (B, blocks, S) and the per-sample anchor and width (B, T)."""
     # Each block's first sample's log-gain, ramped from the previous block's over the block.
-    block, length = self.anchor_block, skip.shape[1]
-    now = self._log_gain(skip)[:, ::block]                                  # (B, blocks)
+    block = self.anchor_block
+    now = self._log_gain(block_skip)                                        # (B, blocks)
     before = jnp.concatenate([now[:, :1], now[:, :-1]], axis=1)
     ramp = jnp.asarray(np.arange(block) / block, jnp.float32)
     log_gain = (before[..., None] + (now - before)[..., None] * ramp).reshape(now.shape[0], -1)
@@ -492,9 +531,99 @@ class WaveNet(nn.Module):
     now = jnp.where(starts, self._log_gain(skip), state["gain_now"])
     before = jnp.where(t == 0, now, jnp.where(starts, state["gain_now"], state["gain_before"]))
     log_gain = before + (now - before) * (offset.astype(jnp.float32) / self.anchor_block)
-    logits = anchored_logits(jnp.stack([log_gain, sample_cond_t["width"]], axis=-1),
-                             sample_cond_t["anchor"])
+    logits = self.gain_head_logits(log_gain, sample_cond_t["width"], sample_cond_t["anchor"])
     return logits, {"t": t + 1, "queues": queues, "gain_now": now, "gain_before": before}
+
+  # ---- the gain at one sample (block-parallel sampling of the anchored "gain" head) ----------
+
+  @property
+  def gains_by_block(self) -> bool:
+    """Whether every sample's distribution depends on the audio so far only through the gain at
+    its block's and the previous block's first sample (the anchored head with anchor_mean
+    "gain"): then a block's samples can be drawn at once, given those two gains."""
+    return self.anchored_output and self.anchor_mean == "gain"
+
+  def gain_head_logits(self, log_gain: Array, width: Array, anchor: Array) -> Array:
+    """The "gain" head's logits float32 (..., 256) from its log-gain and width pre-activations
+    and the anchor float32 (...) (`anchored_logits`)."""
+    return anchored_logits(jnp.stack([log_gain, width], axis=-1), anchor)
+
+  def log_gain_at(self, tokens: Array, frame_cond: Array, frame_index: Array, frame_age: Array,
+                  sample_cond: Array, position: Array) -> Array:
+    """The anchored head's log-gain pre-activation float32 (B,) at sample `position` (a traced
+    int32 scalar) of a clip: what `__call__`'s stack computes there, reading only the samples
+    it depends on.
+
+    Inputs are the whole clip's: tokens int32 (B, T) (only those at or before `position` are
+    read), `frame_conditioning` (B, F, L, 2C), frame_index and frame_age int32 (B, T), the raw
+    per-sample features float32 (B, T, D). Each layer is evaluated only where the layers above
+    read it (`dilation_tree`: for dilations 1 .. 2^(L-1), 2^(L-1-i) rows at layer i; ~2 rows per
+    receptive-field sample in all, against L for a parallel forward over that window); rows
+    before the clip's start are the causal padding (zero at every layer's input).
+    """
+    needed = dilation_tree(self.dilations)
+    gate = 2 * self.channels
+    length = tokens.shape[1]
+    rows = lambda offsets: jnp.clip(position - jnp.asarray(offsets), 0, length - 1)
+    in_clip = lambda offsets: (position - jnp.asarray(offsets) >= 0)[None, :, None]
+    # The input conv at layer 0's rows, from the embeddings of those rows and the rows before.
+    read = np.union1d(needed[0], needed[0] + 1)
+    embedded = jnp.where(in_clip(read), self.embed(tokens[:, rows(read)]), 0.0)
+    x = self.input_conv.step(_take(embedded, np.searchsorted(read, needed[0] + 1)),
+                             _take(embedded, np.searchsorted(read, needed[0])))
+    x = jnp.where(in_clip(needed[0]), x, 0.0)
+    sample_kernel, sample_bias = self.sample_proj(sample_cond.shape[-1])
+    sample_kernel = sample_kernel.reshape(-1, self.num_layers, gate)
+    sample_bias = sample_bias.reshape(self.num_layers, gate)
+    skip = 0.0
+    for i, (conv, out, dilation) in enumerate(
+        zip(self.layer_convs, self.layer_outs, self.dilations, strict=True)):
+      now, past = needed[i + 1], needed[i + 1] + dilation
+      at = rows(now)
+      cond = jnp.take_along_axis(frame_cond[:, :, i], frame_index[:, at, None], axis=1)
+      if self.use_frame_age:
+        ages = frame_age_features(frame_age[:, at], self.sample_rate, self.num_age_features)
+        cond = cond + ages @ self.age_proj.reshape(-1, self.num_layers, gate)[:, i]
+      cond = cond + sample_cond[:, at] @ sample_kernel[:, i] + sample_bias[i]
+      x_now = _take(x, np.searchsorted(needed[i], now))
+      pre_gate = conv.step(_take(x, np.searchsorted(needed[i], past)), x_now) + cond
+      x, skip_i = self._gated_residual(pre_gate, x_now, out)
+      x = jnp.where(in_clip(now), x, 0.0)
+      skip = skip + skip_i[:, 0]  # offset 0: the row at `position`
+    return self._log_gain(skip)
+
+
+def dilation_tree(dilations: tuple[int, ...]) -> tuple[np.ndarray, ...]:
+  """Where a stack of kernel-2 dilated layers must be evaluated for its output at one sample:
+  int64 ascending offsets (samples before it) at which layer i's input is read, for i = 0 .. L
+  (entry L, the stack's output: [0]). Layer i reads its input at its outputs' rows and
+  `dilation` rows before them."""
+  needed = [np.zeros(1, np.int64)]
+  for dilation in reversed(dilations):
+    needed.insert(0, np.union1d(needed[0], needed[0] + dilation))
+  return tuple(needed)
+
+
+def block_start_spacings(dilations: tuple[int, ...], block: int) -> tuple[tuple[int, int], ...]:
+  """Per layer i, (spacing of the rows its input is read at, spacing of the rows its output is
+  read at), in samples from the clip's first, for the stack's output at every `block`-th sample:
+  a layer's outputs are read where the layer above reads its input, and it reads its input
+  there and `dilation` samples before (both on a grid of spacing gcd(output spacing, dilation))."""
+  spacings, out_spacing = [], block
+  for dilation in reversed(dilations):
+    spacing = math.gcd(out_spacing, dilation)
+    spacings.insert(0, (spacing, out_spacing))
+    out_spacing = spacing
+  return tuple(spacings)
+
+
+def _take(x: Array, index: np.ndarray) -> Array:
+  """x[:, index] for a static ascending int index: a strided slice where the index is evenly
+  spaced (every layer of one stack of dilations 1 .. 2^(L-1)), else a gather."""
+  step = int(index[1] - index[0]) if len(index) > 1 else 1
+  if step > 0 and np.array_equal(index, index[0] + step * np.arange(len(index))):
+    return jax.lax.slice_in_dim(x, int(index[0]), int(index[-1]) + 1, step, axis=1)
+  return jnp.take(x, jnp.asarray(index), axis=1)
 
 
 # The anchored head's gain g = exp(ANCHOR_LOG_GAIN_RANGE * tanh(.)), within [1/8, 8]: the
