@@ -58,11 +58,11 @@ def test_anchored_head_centres_on_the_anchor_and_holds_over_blocks():
     _wavenet(anchored_output=True).init(jax.random.key(0), tokens, frames, index, age)
 
 
-# One stack (the dilations divide the block), two stacks, and a block no dilation divides.
-GAIN_HEAD_SHAPES = [(4, 4, 8), (5, 3, 6), (4, 2, 5)]  # layers, layers per stack, block
+# One stack (the dilations divide the block); two stacks with a block no dilation divides.
+GAIN_HEAD_SHAPES = [(4, 4, 8), (4, 2, 5)]  # layers, layers per stack, block
 
 
-def _gain_head_model(layers: int, per_stack: int, block: int, t: int = 96):
+def _gain_head_model(layers: int, per_stack: int, block: int, t: int = 48):
   model = _wavenet(use_sample_cond=True, anchored_output=True, anchor_block=block,
                    num_layers=layers, layers_per_stack=per_stack)
   tokens, frames, index, age, cond, buckets = _inputs(t=t)
@@ -118,7 +118,7 @@ def test_block_sampler_draws_the_per_sample_samplers_samples(layers, per_stack, 
   per-sample scan's samples and free-running loss, greedy or not, for a clip that ends inside
   a block; `log_gain_at` is the gain the parallel forward holds from each block's start."""
   model, params, (tokens, frames, index, age, cond, buckets) = _gain_head_model(
-      layers, per_stack, block, t=93)
+      layers, per_stack, block, t=45)
   true_audio = audio_lib.dequantize(buckets)
   run = lambda greedy, by_blocks: autoregressive.generate(
       model, params, frames, index, age, greedy=greedy, seed=4, sample_cond=cond,

@@ -247,10 +247,10 @@ def _scan(model: Any, params: Any, frames: Array, frame_index: Array,
 
 
 @functools.partial(jax.jit, static_argnames=("model", "quantization"))
-def _gain_block_scan(model: Any, params: Any, frames: Array, frame_index: Array, frame_age: Array,
-                seed: Array, example_ids: Array, temperature: Array, greedy: Array,
-                true_audio: Array | None, sample_cond: Array, *,
-                quantization: str) -> dict[str, Array]:
+def _gain_block_scan(model: Any, params: Any, frames: Array, frame_index: Array,
+                     frame_age: Array, seed: Array, example_ids: Array, temperature: Array,
+                     greedy: Array, true_audio: Array | None, sample_cond: Array, *,
+                     quantization: str) -> dict[str, Array]:
   """`_scan`'s samples for a model whose `gains_by_block` (the anchored "gain" head), one
   iteration per `anchor_block` samples; per-time outputs (B, T).
 
