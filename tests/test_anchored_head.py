@@ -97,6 +97,12 @@ def test_gain_head_reads_the_stack_at_block_starts_only(layers, per_stack, block
     assert float(jnp.abs(by_step[name]["kernel"]).max()) > 1e-6  # the stack gets a gradient
   jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=2e-3, atol=1e-6),
                by_parallel, by_step)
+  # A window's blocks would not be the clip's: the gain head refuses windows.
+  embedded = model.apply({"params": params}, tokens, method=lambda m, t: m.embed(t))
+  frame_cond = model.apply({"params": params}, frames, method="frame_conditioning")
+  with pytest.raises(ValueError, match="whole clips"):
+    model.apply({"params": params}, embedded, frame_cond, index, age, cond,
+                in_clip=np.ones(tokens.shape, bool), method="logits_from_embeddings")
 
 
 def test_block_start_spacings_and_the_dilation_tree():

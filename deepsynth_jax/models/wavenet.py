@@ -359,7 +359,10 @@ class WaveNet(nn.Module):
     extra_kernel = lambda i: jnp.concatenate(
         [jnp.broadcast_to(w[:, :, i], (x.shape[0], w.shape[1], gate)) for w in weights], axis=1)
     if self.gains_by_block:  # the stack is read at each block's first sample only
-      return self._gain_head(self._block_start_skip(x, extra, extra_kernel, sample_bias, in_clip),
+      if in_clip is not None:
+        raise ValueError("in_clip: a window of a clip has its own grid of gain blocks; the gain "
+                         "head is computed on whole clips only")
+      return self._gain_head(self._block_start_skip(x, extra, extra_kernel, sample_bias),
                              sample_terms, x.shape[1], return_head)
     skip = 0.0
     for i, (conv, out) in enumerate(zip(self.layer_convs, self.layer_outs)):
@@ -385,25 +388,22 @@ class WaveNet(nn.Module):
       return logits, {"anchor_logits": gaussian_bucket_logits(anchor, width)}
     return logits
 
-  def _block_start_skip(self, x: Array, extra: Array, extra_kernel: Any, sample_bias: Array,
-                        in_clip: Array | None) -> Array:
+  def _block_start_skip(self, x: Array, extra: Array, extra_kernel: Any,
+                        sample_bias: Array) -> Array:
     """The stack's skip sum (B, ceil(T / anchor_block), S) at each block's first sample, from
     the input conv's output x (B, T, C), the layers' extra inputs (B, T, E) and per-layer
     weights `extra_kernel(i)` (B, E, 2C): each layer evaluated only at the rows the layers above
     read (`block_start_spacings`): for dilations 1 .. 2^(L-1), layer i at every 2^(i+1)-th
     sample, so the whole stack costs about two layers at every sample instead of L."""
     spacings = block_start_spacings(self.dilations, self.anchor_block)
-    every = lambda v, spacing: v if v is None else v[:, ::spacing]
-    x = every(x, spacings[0][0])
+    x = x[:, ::spacings[0][0]]
     skip = 0.0
     for i, (conv, out) in enumerate(zip(self.layer_convs, self.layer_outs, strict=True)):
       spacing, out_spacing = spacings[i]
       stride = out_spacing // spacing
-      pre_gate = conv.strided_with_extra_inputs(x, spacing, stride, every(extra, out_spacing),
+      pre_gate = conv.strided_with_extra_inputs(x, spacing, stride, extra[:, ::out_spacing],
                                                 extra_kernel(i)) + sample_bias[i]
       x, skip_i = self._gated_residual(pre_gate, x[:, ::stride], out)
-      if in_clip is not None:
-        x = jnp.where(every(in_clip, out_spacing)[..., None], x, 0.0)
       skip = skip + skip_i[:, ::self.anchor_block // out_spacing]
     return skip
 
