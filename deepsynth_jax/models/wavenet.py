@@ -358,7 +358,7 @@ class WaveNet(nn.Module):
     extra = jnp.concatenate(extra, axis=-1) if extra else None
     extra_kernel = lambda i: jnp.concatenate(
         [jnp.broadcast_to(w[:, :, i], (x.shape[0], w.shape[1], gate)) for w in weights], axis=1)
-    if self.gains_by_block:  # the stack is read at each block's first sample only
+    if self.gains_by_block and self.anchor_block > 1:  # the stack is read at block starts only
       if in_clip is not None:
         raise ValueError("in_clip: a window of a clip has its own grid of gain blocks; the gain "
                          "head is computed on whole clips only")
@@ -379,7 +379,9 @@ class WaveNet(nn.Module):
       if return_head:
         raise ValueError("return_head needs the anchored head (anchored_output=True)")
       return self._head(skip)
-    # The residual head (the gain head returned above).
+    if self.gains_by_block:  # blocks of one sample: the stack is read at every sample
+      return self._gain_head(skip, sample_terms, x.shape[1], return_head)
+    # The residual head.
     width = anchor_width(sample_terms["width"])
     fixed = jax.lax.stop_gradient(width)  # the width learns from "anchor_logits" only
     logits = gaussian_bucket_logits(sample_terms["anchor"] + fixed * self._residual(skip), fixed)
