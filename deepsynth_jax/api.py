@@ -22,8 +22,9 @@ video, which it nevertheless plays (README, "Any video").
 The model comes from a run directory (`checkpoint`, its best checkpoint and run.json; loaded once
 per process and cached) or from `params` + `config` (the run's config; 4 kHz data assumed). Audio
 comes from the model's `Generator.generate` (`deepsynth_jax.models`): an autoregressive model
-(the WaveNet) is sampled one sample at a time by its `lax.scan` decoder; KeySynth generates the
-clip in one forward pass (temperature, seed and greedy do not apply). Compilation happens once
+(the WaveNet) is sampled one sample at a time by its `lax.scan` decoder (the vocoder, whose
+gain head allows it, a block of samples at a time: `autoregressive.generate`'s `by_blocks`);
+KeySynth generates the clip in one forward pass (temperature, seed and greedy do not apply). Compilation happens once
 per model and padded input shape (frames are padded to a power of two >= 16, an autoregressive
 model's length to a multiple of 0.25 s), so repeated calls are fast.
 """
