@@ -24,9 +24,9 @@ per process and cached) or from `params` + `config` (the run's config; 4 kHz dat
 comes from the model's `Generator.generate` (`deepsynth_jax.models`): an autoregressive model
 (the WaveNet) is sampled one sample at a time by its `lax.scan` decoder (the vocoder, whose
 gain head allows it, a block of samples at a time: `autoregressive.generate`'s `by_blocks`);
-KeySynth generates the clip in one forward pass (temperature, seed and greedy do not apply). Compilation happens once
-per model and padded input shape (frames are padded to a power of two >= 16, an autoregressive
-model's length to a multiple of 0.25 s), so repeated calls are fast.
+KeySynth generates the clip in one forward pass (temperature, seed and greedy do not apply).
+Compilation happens once per model and padded input shape (frames are padded to a power of two
+>= 16, an autoregressive model's length to a multiple of 0.25 s), so repeated calls are fast.
 """
 
 from __future__ import annotations
