@@ -111,16 +111,12 @@ def test_gain_head_reads_the_stack_at_block_starts_only(layers, per_stack, block
                 in_clip=np.ones(tokens.shape, bool), method="logits_from_embeddings")
 
 
-def test_block_start_spacings_and_the_dilation_tree():
+def test_block_start_spacings():
   # One stack, dilations 1, 2, 4 and blocks of 8: layer i at every 2^(i+1)-th sample.
   assert wavenet.block_start_spacings((1, 2, 4), 8) == ((1, 2), (2, 4), (4, 8))
   # Two stacks: the upper stack's first layer (dilation 1) needs every sample below it.
   assert wavenet.block_start_spacings((1, 2, 1, 2), 4) == ((1, 1), (1, 1), (1, 2), (2, 4))
   assert wavenet.block_start_spacings((1, 2, 4), 5) == ((1, 1), (1, 1), (1, 5))
-  tree = wavenet.dilation_tree((1, 2, 4))  # the output at one sample: 2^(3-i) rows at layer i
-  assert [list(rows) for rows in tree] == [list(range(8)), [0, 2, 4, 6], [0, 4], [0]]
-  assert [list(rows) for rows in wavenet.dilation_tree((1, 2, 1, 2))][1:] == [
-      list(range(6)), list(range(4)), [0, 2], [0]]
 
 
 @pytest.mark.parametrize("layers, per_stack, block", GAIN_HEAD_SHAPES)
@@ -128,7 +124,8 @@ def test_block_sampler_draws_the_per_sample_samplers_samples(layers, per_stack, 
   """With the gain head a block's samples depend on the past only through two gains:
   `generate` draws them a block at a time (`by_blocks`, its default for this head), with the
   per-sample scan's samples and free-running loss, greedy or not, for a clip that ends inside
-  a block; `log_gain_at` is the gain the parallel forward holds from each block's start."""
+  a block and one shorter than the receptive field; `log_gain_at` is the gain the parallel
+  forward holds from each block's start."""
   model, params, (tokens, frames, index, age, cond, buckets) = _gain_head_model(
       layers, per_stack, block, t=45)
   true_audio = audio_lib.dequantize(buckets)
@@ -140,6 +137,12 @@ def test_block_sampler_draws_the_per_sample_samplers_samples(layers, per_stack, 
     np.testing.assert_array_equal(blocks.buckets, samples.buckets)
     np.testing.assert_allclose(blocks.sample_cross_entropy, samples.sample_cross_entropy,
                                rtol=1e-4, atol=1e-4)
+  # A clip shorter than the receptive field (the gain's window runs past its end).
+  _, short_frames, short_index, short_age, short_cond, _ = _inputs(t=12)
+  short = lambda by_blocks: autoregressive.generate(
+      model, params, short_frames, short_index, short_age, greedy=True, sample_cond=short_cond,
+      by_blocks=by_blocks).buckets
+  np.testing.assert_array_equal(short(None), short(False))
   _, head = jax.jit(functools.partial(model.apply, return_head=True))(
       {"params": params}, tokens, frames, index, age, cond)
   frame_cond = model.apply({"params": params}, frames, method="frame_conditioning")

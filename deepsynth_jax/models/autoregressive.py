@@ -374,7 +374,8 @@ def _generation_scan(model: Any, quantization: str, unroll: int, by_blocks: bool
            temperature, greedy):
     if by_blocks:
       return _gain_block_scan(model, params, frames, frame_index, frame_age, seed, example_ids,
-                         temperature, greedy, true_audio, sample_cond, quantization=quantization)
+                              temperature, greedy, true_audio, sample_cond,
+                              quantization=quantization)
     return _scan(model, params, frames, frame_index, frame_age, seed, example_ids, temperature,
                  greedy, None, true_audio, sample_cond, return_logits=False,
                  quantization=quantization, unroll=unroll)

@@ -314,6 +314,41 @@ class WaveNet(nn.Module):
     return self.logits_from_embeddings(self.embed(tokens), self.frame_conditioning(frames),
                                        frame_index, frame_age, sample_cond, return_head)
 
+  def _layer_inputs(self, batch: int, frame_cond: Array, frame_index: Array, frame_age: Array,
+                    sample_cond: Array | None) -> tuple[Array | None, Any, Array | None]:
+    """The layers' extra inputs float32 (B, T, E) (None if none), `extra_kernel(i)` their
+    weights (B, E, 2C) for layer i, and the per-sample projection's bias (L, 2C) (None without
+    per-sample conditioning)."""
+    gate = 2 * self.channels
+    # Each layer's conditioning enters its dilated convolution's matmul as more inputs: the
+    # one-hot of the current frame (its weights: that example's per-frame rows of layer i), the
+    # age features and the per-sample features (their weights: layer i's columns of the
+    # projections `_age_conditioning` and `sample_conditioning` use). Same values as adding them
+    # after; as separate products (F or K deep, written and read back at (B, T, 2C)) the frame
+    # and age terms ran at 6-30 GFLOP/s and took a sixth of a CPU training step, and the
+    # per-sample projection, (B, T, L, 2C) sliced per layer, half of the shipped vocoder's
+    # (copies of the slices forward, padding them back backward). A gather of the frame's row is
+    # worse: its gradient is a scatter-add. Without video the frame terms are zero: left out.
+    num_layers = self.num_layers
+    extra, weights = [], []  # (B, T, E) inputs, and their (B or 1, E, L, 2C) weights per layer
+    if self.use_video:
+      extra.append(jax.nn.one_hot(frame_index, frame_cond.shape[1], dtype=jnp.float32))   # F
+      weights.append(frame_cond)
+    if self.use_frame_age:
+      extra.append(frame_age_features(frame_age, self.sample_rate,
+                                      self.num_age_features).astype(jnp.float32))   # K
+      weights.append(self.age_proj.reshape(1, -1, num_layers, gate))
+    sample_bias = None
+    if sample_cond is not None:
+      sample_kernel, sample_bias = self.sample_proj(sample_cond.shape[-1])   # (D, L 2C)
+      extra.append(sample_cond.astype(jnp.float32))                           # D
+      weights.append(sample_kernel.reshape(1, -1, num_layers, gate))
+      sample_bias = sample_bias.reshape(num_layers, gate)
+    extra = jnp.concatenate(extra, axis=-1) if extra else None
+    extra_kernel = lambda i: jnp.concatenate(
+        [jnp.broadcast_to(w[:, :, i], (batch, w.shape[1], gate)) for w in weights], axis=1)
+    return extra, extra_kernel, sample_bias
+
   def logits_from_embeddings(self, x: Array, frame_cond: Array, frame_index: Array,
                              frame_age: Array, sample_cond: Array | None = None,
                              return_head: bool = False, in_clip: Array | None = None
@@ -329,35 +364,9 @@ class WaveNet(nn.Module):
     keep = (lambda v: v) if in_clip is None else (
         lambda v: jnp.where(in_clip[..., None], v, 0.0))
     x = keep(self.input_conv(keep(x)))
-    gate = 2 * self.channels
-    # Each layer's conditioning enters its dilated convolution's matmul as more inputs: the
-    # one-hot of the current frame (its weights: that example's per-frame rows of layer i), the
-    # age features and the per-sample features (their weights: layer i's columns of the
-    # projections `_age_conditioning` and `sample_conditioning` use). Same values as adding them
-    # after; as separate products (F or K deep, written and read back at (B, T, 2C)) the frame
-    # and age terms ran at 6-30 GFLOP/s and took a sixth of a CPU training step, and the
-    # per-sample projection, (B, T, L, 2C) sliced per layer, half of the shipped vocoder's
-    # (copies of the slices forward, padding them back backward). A gather of the frame's row is
-    # worse: its gradient is a scatter-add. Without video the frame terms are zero: left out.
-    num_layers = self.num_layers
-    extra, weights = [], []  # (B, T, E) inputs, and their (B or 1, E, L, 2C) weights per layer
-    if self.use_video:
-      extra.append(jax.nn.one_hot(frame_index, frame_cond.shape[1], dtype=x.dtype))  # F
-      weights.append(frame_cond)
-    if self.use_frame_age:
-      extra.append(frame_age_features(frame_age, self.sample_rate,
-                                      self.num_age_features).astype(x.dtype))       # K
-      weights.append(self.age_proj.reshape(1, -1, num_layers, gate))
-    sample_terms = None
-    if sample_cond is not None:
-      sample_terms = self.sample_head_terms(sample_cond)
-      sample_kernel, sample_bias = self.sample_proj(sample_cond.shape[-1])   # (D, L 2C)
-      extra.append(sample_cond.astype(x.dtype))                               # D
-      weights.append(sample_kernel.reshape(1, -1, num_layers, gate))
-      sample_bias = sample_bias.reshape(num_layers, gate)
-    extra = jnp.concatenate(extra, axis=-1) if extra else None
-    extra_kernel = lambda i: jnp.concatenate(
-        [jnp.broadcast_to(w[:, :, i], (x.shape[0], w.shape[1], gate)) for w in weights], axis=1)
+    extra, extra_kernel, sample_bias = self._layer_inputs(x.shape[0], frame_cond, frame_index,
+                                                          frame_age, sample_cond)
+    sample_terms = None if sample_cond is None else self.sample_head_terms(sample_cond)
     if self.gains_by_block and self.anchor_block > 1:  # the stack is read at block starts only
       if in_clip is not None:
         raise ValueError("in_clip: a window of a clip has its own grid of gain blocks; the gain "
@@ -553,57 +562,32 @@ class WaveNet(nn.Module):
   def log_gain_at(self, tokens: Array, frame_cond: Array, frame_index: Array, frame_age: Array,
                   sample_cond: Array, position: Array) -> Array:
     """The anchored head's log-gain pre-activation float32 (B,) at sample `position` (a traced
-    int32 scalar) of a clip: what `__call__`'s stack computes there, reading only the samples
-    it depends on.
+    int32 scalar, a multiple of `anchor_block`) of a clip: what `__call__`'s stack computes
+    there, from the window of the clip it reads.
 
     Inputs are the whole clip's: tokens int32 (B, T) (only those at or before `position` are
     read), `frame_conditioning` (B, F, L, 2C), frame_index and frame_age int32 (B, T), the raw
-    per-sample features float32 (B, T, D). Each layer is evaluated only where the layers above
-    read it (`dilation_tree`: for dilations 1 .. 2^(L-1), 2^(L-1-i) rows at layer i; ~2 rows per
-    receptive-field sample in all, against L for a parallel forward over that window); rows
-    before the clip's start are the causal padding (zero at every layer's input).
+    per-sample features float32 (B, T, D). The window holds the `receptive_field` - 1 samples
+    before `position` (rounded up to whole blocks, so that its blocks are the clip's) and is run
+    through the parallel forward's stack at its block starts (`_block_start_skip`); rows the
+    output at `position` does not read may see the window's edge as padding.
     """
-    needed = dilation_tree(self.dilations)
-    gate = 2 * self.channels
-    length = tokens.shape[1]
-    rows = lambda offsets: jnp.clip(position - jnp.asarray(offsets), 0, length - 1)
-    in_clip = lambda offsets: (position - jnp.asarray(offsets) >= 0)[None, :, None]
-    # The input conv at layer 0's rows, from the embeddings of those rows and the rows before.
-    read = np.union1d(needed[0], needed[0] + 1)
-    embedded = jnp.where(in_clip(read), self.embed(tokens[:, rows(read)]), 0.0)
-    x = self.input_conv.step(_take(embedded, np.searchsorted(read, needed[0] + 1)),
-                             _take(embedded, np.searchsorted(read, needed[0])))
-    x = jnp.where(in_clip(needed[0]), x, 0.0)
-    sample_kernel, sample_bias = self.sample_proj(sample_cond.shape[-1])
-    sample_kernel = sample_kernel.reshape(-1, self.num_layers, gate)
-    sample_bias = sample_bias.reshape(self.num_layers, gate)
-    skip = 0.0
-    for i, (conv, out, dilation) in enumerate(
-        zip(self.layer_convs, self.layer_outs, self.dilations, strict=True)):
-      now, past = needed[i + 1], needed[i + 1] + dilation
-      at = rows(now)
-      cond = jnp.take_along_axis(frame_cond[:, :, i], frame_index[:, at, None], axis=1)
-      if self.use_frame_age:
-        ages = frame_age_features(frame_age[:, at], self.sample_rate, self.num_age_features)
-        cond = cond + ages @ self.age_proj.reshape(-1, self.num_layers, gate)[:, i]
-      cond = cond + sample_cond[:, at] @ sample_kernel[:, i] + sample_bias[i]
-      x_now = _take(x, np.searchsorted(needed[i], now))
-      pre_gate = conv.step(_take(x, np.searchsorted(needed[i], past)), x_now) + cond
-      x, skip_i = self._gated_residual(pre_gate, x_now, out)
-      x = jnp.where(in_clip(now), x, 0.0)
-      skip = skip + skip_i[:, 0]  # offset 0: the row at `position`
-    return self._log_gain(skip)
-
-
-def dilation_tree(dilations: tuple[int, ...]) -> tuple[np.ndarray, ...]:
-  """Where a stack of kernel-2 dilated layers must be evaluated for its output at one sample:
-  int64 ascending offsets (samples before it) at which layer i's input is read, for i = 0 .. L
-  (entry L, the stack's output: [0]). Layer i reads its input at its outputs' rows and
-  `dilation` rows before them."""
-  needed = [np.zeros(1, np.int64)]
-  for dilation in reversed(dilations):
-    needed.insert(0, np.union1d(needed[0], needed[0] + dilation))
-  return tuple(needed)
+    block = self.anchor_block
+    before = -(-(self.receptive_field - 1) // block) * block
+    window = before + 1
+    short = window - tokens.shape[1]
+    if short > 0:  # a clip shorter than the window: rows after `position` are never read
+      pad = lambda v: jnp.pad(v, ((0, 0), (0, short)) + ((0, 0),) * (v.ndim - 2))
+      tokens, frame_index, frame_age, sample_cond = map(
+          pad, (tokens, frame_index, frame_age, sample_cond))
+    start = jnp.maximum(position - before, 0)
+    cut = lambda v: jax.lax.dynamic_slice_in_dim(v, start, window, axis=1)
+    x = self.input_conv(self.embed(cut(tokens)))
+    extra, extra_kernel, sample_bias = self._layer_inputs(x.shape[0], frame_cond,
+                                                          cut(frame_index), cut(frame_age),
+                                                          cut(sample_cond))
+    now = self._log_gain(self._block_start_skip(x, extra, extra_kernel, sample_bias))
+    return jnp.take(now, (position - start) // block, axis=1)
 
 
 def block_start_spacings(dilations: tuple[int, ...], block: int) -> tuple[tuple[int, int], ...]:
@@ -617,15 +601,6 @@ def block_start_spacings(dilations: tuple[int, ...], block: int) -> tuple[tuple[
     spacings.insert(0, (spacing, out_spacing))
     out_spacing = spacing
   return tuple(spacings)
-
-
-def _take(x: Array, index: np.ndarray) -> Array:
-  """x[:, index] for a static ascending int index: a strided slice where the index is evenly
-  spaced (every layer of one stack of dilations 1 .. 2^(L-1)), else a gather."""
-  step = int(index[1] - index[0]) if len(index) > 1 else 1
-  if step > 0 and np.array_equal(index, index[0] + step * np.arange(len(index))):
-    return jax.lax.slice_in_dim(x, int(index[0]), int(index[-1]) + 1, step, axis=1)
-  return jnp.take(x, jnp.asarray(index), axis=1)
 
 
 # The anchored head's gain g = exp(ANCHOR_LOG_GAIN_RANGE * tanh(.)), within [1/8, 8]: the
