@@ -54,7 +54,11 @@ lint: setup
 	.venv/bin/ruff check .
 
 # Each benchmark measures the fp32 matmul peak in its own process and prints its figures beside it.
+# PYTORCH_PYTHON=<an interpreter with torch and wavenet_vocoder> also times the PyTorch WaveNet
+# in this sitting and prints each training row as a multiple of it (experiments/bench_train.py).
+PYTORCH_PYTHON ?=
 bench: setup
 	$(FAST_MALLOC) $(PY) -m experiments.bench_dataset
-	$(FAST_MALLOC) $(PY) -m experiments.bench_train --cpu_devices=0
+	$(FAST_MALLOC) $(PY) -m experiments.bench_train --cpu_devices=0 \
+	  $(if $(PYTORCH_PYTHON),--pytorch_python=$(PYTORCH_PYTHON))
 	$(FAST_MALLOC) $(PY) -m experiments.bench_sampler --cpu_devices=0

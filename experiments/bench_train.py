@@ -2,7 +2,7 @@ r"""Training throughput: audio samples per second and seconds per step of the pm
 
   python -m experiments.bench_train [--configs=cpu,l7_c128,l7_c128_bf16_w1000,keysynth]
       [--batch=8] [--samples=8000] [--steps=5] [--profile_configs=l7_c128,l7_c128_bf16_w1000]
-      [--cpu_devices=N]
+      [--cpu_devices=N] [--pytorch_python=/tmp/tv/bin/python]
 
 Runs the real `train.train_step` (jit + pmap over the local devices, donated state) on synthetic
 batches of the dataset's shapes (frames 32x208, 40 frames per clip), so it needs no dataset.
@@ -24,8 +24,13 @@ the model each op came from, matrix products apart from the other ops).
 Reference (../shared/TARGETS.md, this machine kind, 2 cores): a public PyTorch WaveNet trains
 7 x 128 at 26,000-33,800 samples/s and 10 x 512 at 1,553 samples/s (batch 8 x 8,000); our targets
 are 50,000 and 2,500. A later machine of the kind ran it at 12,773 samples/s, and issue 16 asks
-for twice that: "2x PyTorch needs" is the FLOP rate 25,546 samples/s would take at the row's
-FLOPs per sample, as a fraction of the fp32 peak (and, for a "_bf16" row, of the bf16 peak);
+for twice the PyTorch WaveNet's samples/s on the same machine. With --pytorch_python (an
+interpreter with torch and wavenet_vocoder: scripts/bench_pytorch_wavenet.py's docstring) the
+PyTorch WaveNet of each compared size (7 x 128 for the l7_c128 rows, 10 x 48 for the vocoder's;
+experiments/pytorch_reference.py) is timed first, in this sitting, at this --batch, --samples and
+--steps, in fp32; "x PyTorch" is a row's samples/s over it. Without it, 7 x 128 rows are set
+against the 12,773 above. "2x PyTorch needs" is the FLOP rate twice that figure would take at the
+row's FLOPs per sample, as a fraction of the fp32 peak (and, for a "_bf16" row, of the bf16 peak);
 above 100%, no step with these FLOPs could reach it at that precision on this machine.
 """
 
@@ -44,15 +49,46 @@ import numpy as np
 from absl import app, flags
 
 from deepsynth_jax import console, host_devices, models, train
-from experiments import op_profile, peak
+from experiments import op_profile, peak, pytorch_reference
 from experiments.configs import cpu, keysynth_cpu, table1, vocoder_gain512_level_cpu
 
 FLAGS = flags.FLAGS
 # The public PyTorch WaveNet's training samples/s on this machine kind (../shared/TARGETS.md, 7 x
 # 128, batch 8 x 8,000); issue 16's target is twice it. Run beside ours it moved 11,610-15,289
 # on 2026-12-01 and 23,651-31,933 on a faster day (README, Speed), so the same sitting decides;
-# this only says how much of the peak twice this figure needs.
+# without --pytorch_python this only says how much of the peak twice this figure needs.
 PYTORCH_SAMPLES_PER_S = {"l7_c128": 12_773}
+
+
+def pytorch_figures(names: list[str], python: str | None, *, batch: int, samples: int,
+                    steps: int) -> tuple[dict[str, float], str]:
+  """The PyTorch WaveNet's samples/s for each compared base size among `names` (batch x samples,
+  median of `steps`), and a line saying where they come from: timed now by `python`
+  (experiments/pytorch_reference.py), or, without it, PYTORCH_SAMPLES_PER_S."""
+  if python is None:
+    return dict(PYTORCH_SAMPLES_PER_S), (
+        f"# PyTorch WaveNet: ../shared/TARGETS.md's {PYTORCH_SAMPLES_PER_S['l7_c128']:,} "
+        "samples/s for 7 x 128 (another day's machine; --pytorch_python times it in this sitting)")
+  sizes = sorted({base_name(n) for n in names} & set(pytorch_reference.SIZES))
+  figures = {size: pytorch_reference.samples_per_s(python, size, batch=batch, samples=samples,
+                                                   steps=steps)
+             for size in sizes}
+  timed = "; ".join(f"{size} {value:,.0f}" for size, value in figures.items())
+  return figures, (f"# PyTorch WaveNet timed in this sitting (scripts/bench_pytorch_wavenet.py "
+                   f"under {python}, fp32, batch {batch} x {samples}), samples/s: "
+                   f"{timed or 'none (no 7 x 128 or vocoder row)'}")
+
+
+def pytorch_cells(samples_per_s: float, flops_per_sample: float | None, pytorch: float | None,
+                  bf16: bool, peak_flops: float, bf16_peak: float | None) -> tuple[str, str]:
+  """A row's "x PyTorch" (its samples/s over the PyTorch WaveNet's) and "2x PyTorch needs" cells
+  ('-' where no PyTorch figure applies)."""
+  if not pytorch:
+    return "-", "-"
+  needs = peak.needed_fraction(2 * pytorch, flops_per_sample, peak_flops)
+  if bf16 and needs != "-":
+    needs += f"; {peak.needed_fraction(2 * pytorch, flops_per_sample, bf16_peak)}"
+  return f"{samples_per_s / pytorch:.2f}x", needs
 
 
 # A --configs name ending in "_w<N>" trains window by window (`wavenet.train_window` = N).
@@ -245,6 +281,12 @@ def main(argv):
       raise app.UsageError(f"--profile_configs: {name} is not a WaveNet config")
   if FLAGS.cpu_devices is not None:
     host_devices.use_cpu_devices(FLAGS.cpu_devices)  # before JAX starts
+  try:  # first: its own process, on idle cores
+    pytorch, pytorch_line = pytorch_figures(FLAGS.configs, FLAGS.pytorch_python,
+                                            batch=FLAGS.batch, samples=FLAGS.samples,
+                                            steps=FLAGS.steps)
+  except pytorch_reference.PyTorchUnavailable as error:
+    raise app.UsageError(f"--pytorch_python: {error}") from None
   peak_flops = peak.matmul_peak()
   bf16_peak = peak.matmul_peak(dtype=jax.numpy.bfloat16) if bf16_rows(FLAGS.configs) else None
   print(f"# Training throughput: batch {FLAGS.batch} x {FLAGS.samples} samples, "
@@ -253,32 +295,31 @@ def main(argv):
   print(peak.peak_line(peak_flops))
   if bf16_peak is not None:
     print(peak.peak_line(bf16_peak, dtype="bf16 (float32 sums)"))
+  print(pytorch_line)
   print("# GFLOP/s: XLA cost analysis of the loss's forward + backward (optimizer update left "
         "out) / s per step (a _w<N> row: the whole-batch step's FLOPs); 'of peak' is of the fp32 "
         "peak for every row")
   print("| config | model | layers x channels | products | s/step | samples/s | GFLOP/s | "
-        "of peak | of bf16 peak | 2x PyTorch needs (of peak; of bf16 peak) |")
-  print("|---|---|---|---|---:|---:|---:|---:|---:|---:|")
+        "of peak | of bf16 peak | x PyTorch | 2x PyTorch needs (of peak; of bf16 peak) |")
+  print("|---|---|---|---|---:|---:|---:|---:|---:|---:|---:|")
   for name in FLAGS.configs:
     r = bench(name)
     gc.collect()
     console.release_free_memory()  # or the next config's step runs on top of this one's peak
     if "skipped" in r:
       print(f"| {r['config']} | {r['model']} | {r['layers x channels']} | {r['products']} | "
-            f"{r['skipped']} | - | - | - | - | - |", flush=True)
+            f"{r['skipped']} | - | - | - | - | - | - |", flush=True)
       continue
     gflops = "-" if r["flop/s"] is None else f"{r['flop/s'] / 1e9:,.1f}"
     bf16 = r["products"] == "bfloat16"
     of_bf16 = peak.fraction(r["flop/s"], bf16_peak) if bf16 else "-"
-    pytorch = PYTORCH_SAMPLES_PER_S.get(base_name(name))
     per_sample = None if r["flop/s"] is None else r["flop/s"] / r["samples/s"]
-    target = 2 * pytorch if pytorch else None
-    needs = peak.needed_fraction(target, per_sample, peak_flops)
-    if bf16 and needs != "-":
-      needs += f"; {peak.needed_fraction(target, per_sample, bf16_peak)}"
+    ratio, needs = pytorch_cells(r["samples/s"], per_sample, pytorch.get(base_name(name)), bf16,
+                                 peak_flops, bf16_peak)
     print(f"| {r['config']} | {r['model']} | {r['layers x channels']} | {r['products']} | "
           f"{r['s/step']:.3f} | {r['samples/s']:,.0f} | {gflops} | "
-          f"{peak.fraction(r['flop/s'], peak_flops)} | {of_bf16} | {needs} |", flush=True)
+          f"{peak.fraction(r['flop/s'], peak_flops)} | {of_bf16} | {ratio} | {needs} |",
+          flush=True)
   for name in FLAGS.profile_configs:
     profiled, what = profile(name)
     op_profile.print_profile(
@@ -306,6 +347,11 @@ def _define_flags() -> None:
                        "Present the CPU as this many JAX devices (0: one per core), over which "
                        "the pmapped step splits each batch (deepsynth_jax/host_devices.py; "
                        "`make bench` passes 0); default: as JAX starts.", lower_bound=0)
+  flags.DEFINE_string("pytorch_python", None,
+                      "An interpreter with torch and wavenet_vocoder (scripts/"
+                      "bench_pytorch_wavenet.py's docstring): the PyTorch WaveNet of the 7 x 128 "
+                      "and vocoder rows' sizes is timed with it first, in this sitting, and each "
+                      "such row prints its samples/s as a multiple of it ('x PyTorch').")
   flags.DEFINE_list("profile_configs", ["l7_c128", "l7_c128_bf16", "l7_c128_bf16_w1000"],
                     "WaveNet configs (of --configs' names) whose training step is profiled op by "
                     "op after the table.")

@@ -22,6 +22,10 @@ speed drifts between machines and days):
   export LD_PRELOAD=$(ls /usr/lib/*/libtcmalloc_minimal.so.4 | head -1)
   /tmp/tv/bin/python scripts/bench_pytorch_wavenet.py                  # 7 x 128, cin 128
   /tmp/tv/bin/python scripts/bench_pytorch_wavenet.py --layers=10 --channels=48 --cin_channels=33
+`python -m experiments.bench_train --pytorch_python=/tmp/tv/bin/python` (and `make bench
+PYTORCH_PYTHON=/tmp/tv/bin/python`) first runs, in fp32, those of the two that its rows compare
+against, and prints each row as a multiple of its size's figure (experiments/pytorch_reference.py
+reads the result line below).
 
 What one step is: the library's `WaveNet` (weight normalization on, as the library builds it),
 `--layers` layers in one stack (dilations 1, 2, ..., 2^(layers-1)), kernel 2, residual channels C,

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from deepsynth_jax import models
-from experiments import bench_train, peak
+from experiments import bench_train, peak, pytorch_reference
 
 
 @pytest.mark.parametrize("name", ["cpu", "l7_c128", "drop75_l7_c128", "keysynth", "vocoder"])
@@ -88,3 +88,53 @@ def test_compiled_memory_counts_arguments_outputs_and_temporaries():
   assert flops == peak.compiled_flops(fn, x)  # the same count as from a compilation of its own
   available = peak.available_memory()
   assert available is None or available > 0
+
+
+def _fake_interpreter(tmp_path, body: str) -> str:
+  """An executable standing in for a torch interpreter: runs `body` (bash), its arguments in
+  args.txt."""
+  path = tmp_path / "python"
+  path.write_text(f'#!/bin/bash\necho "$@" > {tmp_path / "args.txt"}\n{body}\n')
+  path.chmod(0o755)
+  return str(path)
+
+
+def test_the_pytorch_wavenet_is_timed_by_the_script_in_the_given_interpreter(tmp_path):
+  python = _fake_interpreter(tmp_path, (
+      "echo '# torch 2.13.0+cpu'\necho 'pytorch_wavenet train layers=7 channels=128 cin=128 "
+      "batch=3x500 dtype=fp32 threads=2: 18,712 samples/s (median 3.42 s of 5 steps)'"))
+  assert pytorch_reference.samples_per_s(python, "l7_c128", batch=3, samples=500,
+                                         steps=4) == 18_712
+  args = (tmp_path / "args.txt").read_text().split()
+  assert args == [str(pytorch_reference.SCRIPT), "--layers=7", "--channels=128",
+                  "--cin_channels=128", "--batch=3", "--samples=500", "--steps=4"]
+  figures, line = bench_train.pytorch_figures(
+      ["l7_c128_bf16_w1000", "keysynth", "vocoder_bf16"], python, batch=3, samples=500, steps=4)
+  assert figures == {"l7_c128": 18_712, "vocoder": 18_712}  # keysynth has no PyTorch twin
+  assert "l7_c128 18,712; vocoder 18,712" in line
+  assert "--layers=10 --channels=48 --cin_channels=33" in (tmp_path / "args.txt").read_text()
+  figures, line = bench_train.pytorch_figures(["l7_c128"], None, batch=8, samples=8000, steps=5)
+  assert figures == {"l7_c128": 12_773} and "TARGETS.md" in line
+
+
+@pytest.mark.parametrize("body", ["echo \"ModuleNotFoundError: No module named 'torch'\" >&2; "
+                                  "exit 1",
+                                  "echo 'step seconds: 1.0'"])
+def test_an_interpreter_that_cannot_time_it_is_one_clear_error(tmp_path, body):
+  python = _fake_interpreter(tmp_path, body)
+  with pytest.raises(pytorch_reference.PyTorchUnavailable,
+                     match="without a result line.*needs torch and wavenet_vocoder") as error:
+    pytorch_reference.samples_per_s(python, "vocoder", batch=2, samples=100, steps=1)
+  if "exit 1" in body:
+    assert "No module named 'torch'" in str(error.value)
+  with pytest.raises(pytorch_reference.PyTorchUnavailable, match="No such file"):
+    pytorch_reference.samples_per_s(str(tmp_path / "missing"), "vocoder", batch=2, samples=100,
+                                    steps=1)
+
+
+def test_rows_are_set_against_the_pytorch_figure():
+  ratio, needs = bench_train.pytorch_cells(30_000, 5e6, 20_000, False, 200e9, None)
+  assert ratio == "1.50x" and needs == peak.fraction(2 * 20_000 * 5e6, 200e9) == "100.0%"
+  ratio, needs = bench_train.pytorch_cells(30_000, 5e6, 20_000, True, 200e9, 400e9)
+  assert (ratio, needs) == ("1.50x", "100.0%; 50.0%")
+  assert bench_train.pytorch_cells(30_000, 5e6, None, False, 200e9, None) == ("-", "-")
