@@ -28,10 +28,11 @@ for twice the PyTorch WaveNet's samples/s on the same machine. With --pytorch_py
 interpreter with torch and wavenet_vocoder: scripts/bench_pytorch_wavenet.py's docstring) the
 PyTorch WaveNet of each compared size (7 x 128 for the l7_c128 rows, 10 x 48 for the vocoder's;
 experiments/pytorch_reference.py) is timed first, in this sitting, at this --batch, --samples and
---steps, in fp32; "x PyTorch" is a row's samples/s over it. Without it, 7 x 128 rows are set
-against the 12,773 above. "2x PyTorch needs" is the FLOP rate twice that figure would take at the
-row's FLOPs per sample, as a fraction of the fp32 peak (and, for a "_bf16" row, of the bf16 peak);
-above 100%, no step with these FLOPs could reach it at that precision on this machine.
+--steps, in fp32; "x PyTorch" is a row's samples/s over it. Without it "x PyTorch" is left empty
+(another day's figure is no yardstick) and 7 x 128 rows use the 12,773 above for "2x PyTorch
+needs": the FLOP rate twice the PyTorch figure would take at the row's FLOPs per sample, as a
+fraction of the fp32 peak (and, for a "_bf16" row, of the bf16 peak); above 100%, no step with
+these FLOPs could reach it at that precision on this machine.
 """
 
 from __future__ import annotations
@@ -62,33 +63,38 @@ PYTORCH_SAMPLES_PER_S = {"l7_c128": 12_773}
 
 def pytorch_figures(names: list[str], python: str | None, *, batch: int, samples: int,
                     steps: int) -> tuple[dict[str, float], str]:
-  """The PyTorch WaveNet's samples/s for each compared base size among `names` (batch x samples,
-  median of `steps`), and a line saying where they come from: timed now by `python`
-  (experiments/pytorch_reference.py), or, without it, PYTORCH_SAMPLES_PER_S."""
+  """The PyTorch WaveNet's samples/s for each of `names`' base names that has a PyTorch twin
+  (batch x samples, median of `steps`; each size timed once), and a line saying where they come
+  from: timed now by `python` (experiments/pytorch_reference.py), or, without it,
+  PYTORCH_SAMPLES_PER_S."""
   if python is None:
     return dict(PYTORCH_SAMPLES_PER_S), (
         f"# PyTorch WaveNet: ../shared/TARGETS.md's {PYTORCH_SAMPLES_PER_S['l7_c128']:,} "
         "samples/s for 7 x 128 (another day's machine; --pytorch_python times it in this sitting)")
-  sizes = sorted({base_name(n) for n in names} & set(pytorch_reference.SIZES))
-  figures = {size: pytorch_reference.samples_per_s(python, size, batch=batch, samples=samples,
-                                                   steps=steps)
-             for size in sizes}
-  timed = "; ".join(f"{size} {value:,.0f}" for size, value in figures.items())
-  return figures, (f"# PyTorch WaveNet timed in this sitting (scripts/bench_pytorch_wavenet.py "
-                   f"under {python}, fp32, batch {batch} x {samples}), samples/s: "
-                   f"{timed or 'none (no 7 x 128 or vocoder row)'}")
+  compared = [b for b in dict.fromkeys(base_name(n) for n in names)
+              if b in pytorch_reference.SIZE_OF]
+  by_size = {}
+  for size in dict.fromkeys(pytorch_reference.SIZE_OF[b] for b in compared):
+    by_size[size] = pytorch_reference.samples_per_s(python, size, batch=batch, samples=samples,
+                                                    steps=steps)
+  timed = "; ".join(f"{size} {value:,.0f}" for size, value in by_size.items())
+  return ({b: by_size[pytorch_reference.SIZE_OF[b]] for b in compared},
+          f"# PyTorch WaveNet timed in this sitting (scripts/bench_pytorch_wavenet.py under "
+          f"{python}, fp32, batch {batch} x {samples}), samples/s: "
+          f"{timed or 'none (no 7 x 128 or vocoder row)'}")
 
 
 def pytorch_cells(samples_per_s: float, flops_per_sample: float | None, pytorch: float | None,
-                  bf16: bool, peak_flops: float, bf16_peak: float | None) -> tuple[str, str]:
-  """A row's "x PyTorch" (its samples/s over the PyTorch WaveNet's) and "2x PyTorch needs" cells
-  ('-' where no PyTorch figure applies)."""
+                  bf16: bool, peak_flops: float, bf16_peak: float | None, *,
+                  same_run: bool) -> tuple[str, str]:
+  """A row's "x PyTorch" (its samples/s over the PyTorch WaveNet's, only for a figure timed in
+  this run) and "2x PyTorch needs" cells ('-' where no PyTorch figure applies)."""
   if not pytorch:
     return "-", "-"
   needs = peak.needed_fraction(2 * pytorch, flops_per_sample, peak_flops)
   if bf16 and needs != "-":
     needs += f"; {peak.needed_fraction(2 * pytorch, flops_per_sample, bf16_peak)}"
-  return f"{samples_per_s / pytorch:.2f}x", needs
+  return (f"{samples_per_s / pytorch:.2f}x" if same_run else "-"), needs
 
 
 # A --configs name ending in "_w<N>" trains window by window (`wavenet.train_window` = N).
@@ -315,7 +321,7 @@ def main(argv):
     of_bf16 = peak.fraction(r["flop/s"], bf16_peak) if bf16 else "-"
     per_sample = None if r["flop/s"] is None else r["flop/s"] / r["samples/s"]
     ratio, needs = pytorch_cells(r["samples/s"], per_sample, pytorch.get(base_name(name)), bf16,
-                                 peak_flops, bf16_peak)
+                                 peak_flops, bf16_peak, same_run=FLAGS.pytorch_python is not None)
     print(f"| {r['config']} | {r['model']} | {r['layers x channels']} | {r['products']} | "
           f"{r['s/step']:.3f} | {r['samples/s']:,.0f} | {gflops} | "
           f"{peak.fraction(r['flop/s'], peak_flops)} | {of_bf16} | {ratio} | {needs} |",

@@ -15,13 +15,14 @@ import subprocess
 
 SCRIPT = pathlib.Path(__file__).resolve().parents[1] / "scripts" / "bench_pytorch_wavenet.py"
 
-# The model sizes the project compares against, by experiments/bench_train.py's base config name:
-# the script's arguments for the PyTorch WaveNet of that size (its conditioning channels ours).
+# The model sizes the project compares against: the script's arguments for the PyTorch WaveNet
+# of that size (its conditioning channels ours) ...
 SIZES = {
-    "l7_c128": ("--layers=7", "--channels=128", "--cin_channels=128"),
-    "vocoder": ("--layers=10", "--channels=48", "--cin_channels=33"),
-    "vocoder_teacher_forced": ("--layers=10", "--channels=48", "--cin_channels=33"),
+    "7 x 128": ("--layers=7", "--channels=128", "--cin_channels=128"),
+    "10 x 48": ("--layers=10", "--channels=48", "--cin_channels=33"),
 }
+# ... and which one each of experiments/bench_train.py's base config names is.
+SIZE_OF = {"l7_c128": "7 x 128", "vocoder": "10 x 48", "vocoder_teacher_forced": "10 x 48"}
 
 _RESULT = re.compile(r"^pytorch_wavenet train .*: ([\d,]+) samples/s", re.MULTILINE)
 

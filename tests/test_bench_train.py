@@ -1,6 +1,9 @@
-"""The training benchmark's synthetic batches carry what every benchmarked model trains on."""
+"""The training benchmark: its synthetic batches carry what every benchmarked model trains on,
+its config names mean what they say, and its PyTorch yardstick is timed in the same run."""
 
 from __future__ import annotations
+
+import functools
 
 import jax
 import numpy as np
@@ -91,10 +94,10 @@ def test_compiled_memory_counts_arguments_outputs_and_temporaries():
 
 
 def _fake_interpreter(tmp_path, body: str) -> str:
-  """An executable standing in for a torch interpreter: runs `body` (bash), its arguments in
-  args.txt."""
+  """An executable standing in for a torch interpreter: runs `body` (bash); each run's arguments
+  a line of args.txt."""
   path = tmp_path / "python"
-  path.write_text(f'#!/bin/bash\necho "$@" > {tmp_path / "args.txt"}\n{body}\n')
+  path.write_text(f'#!/bin/bash\necho "$@" >> {tmp_path / "args.txt"}\n{body}\n')
   path.chmod(0o755)
   return str(path)
 
@@ -103,16 +106,21 @@ def test_the_pytorch_wavenet_is_timed_by_the_script_in_the_given_interpreter(tmp
   python = _fake_interpreter(tmp_path, (
       "echo '# torch 2.13.0+cpu'\necho 'pytorch_wavenet train layers=7 channels=128 cin=128 "
       "batch=3x500 dtype=fp32 threads=2: 18,712 samples/s (median 3.42 s of 5 steps)'"))
-  assert pytorch_reference.samples_per_s(python, "l7_c128", batch=3, samples=500,
+  assert pytorch_reference.samples_per_s(python, "7 x 128", batch=3, samples=500,
                                          steps=4) == 18_712
   args = (tmp_path / "args.txt").read_text().split()
   assert args == [str(pytorch_reference.SCRIPT), "--layers=7", "--channels=128",
                   "--cin_channels=128", "--batch=3", "--samples=500", "--steps=4"]
+  (tmp_path / "args.txt").unlink()
   figures, line = bench_train.pytorch_figures(
-      ["l7_c128_bf16_w1000", "keysynth", "vocoder_bf16"], python, batch=3, samples=500, steps=4)
-  assert figures == {"l7_c128": 18_712, "vocoder": 18_712}  # keysynth has no PyTorch twin
-  assert "l7_c128 18,712; vocoder 18,712" in line
-  assert "--layers=10 --channels=48 --cin_channels=33" in (tmp_path / "args.txt").read_text()
+      ["l7_c128_bf16_w1000", "keysynth", "vocoder_bf16", "vocoder_teacher_forced", "vocoder"],
+      python, batch=3, samples=500, steps=4)
+  # keysynth has no PyTorch twin; the vocoder's rows share one size, timed once.
+  assert figures == {"l7_c128": 18_712, "vocoder": 18_712, "vocoder_teacher_forced": 18_712}
+  assert line.endswith("samples/s: 7 x 128 18,712; 10 x 48 18,712")
+  runs = (tmp_path / "args.txt").read_text().splitlines()
+  assert [r.split()[1:4] for r in runs] == [list(pytorch_reference.SIZES["7 x 128"]),
+                                            list(pytorch_reference.SIZES["10 x 48"])]
   figures, line = bench_train.pytorch_figures(["l7_c128"], None, batch=8, samples=8000, steps=5)
   assert figures == {"l7_c128": 12_773} and "TARGETS.md" in line
 
@@ -124,17 +132,19 @@ def test_an_interpreter_that_cannot_time_it_is_one_clear_error(tmp_path, body):
   python = _fake_interpreter(tmp_path, body)
   with pytest.raises(pytorch_reference.PyTorchUnavailable,
                      match="without a result line.*needs torch and wavenet_vocoder") as error:
-    pytorch_reference.samples_per_s(python, "vocoder", batch=2, samples=100, steps=1)
+    pytorch_reference.samples_per_s(python, "10 x 48", batch=2, samples=100, steps=1)
   if "exit 1" in body:
     assert "No module named 'torch'" in str(error.value)
   with pytest.raises(pytorch_reference.PyTorchUnavailable, match="No such file"):
-    pytorch_reference.samples_per_s(str(tmp_path / "missing"), "vocoder", batch=2, samples=100,
+    pytorch_reference.samples_per_s(str(tmp_path / "missing"), "10 x 48", batch=2, samples=100,
                                     steps=1)
 
 
 def test_rows_are_set_against_the_pytorch_figure():
-  ratio, needs = bench_train.pytorch_cells(30_000, 5e6, 20_000, False, 200e9, None)
+  cells = functools.partial(bench_train.pytorch_cells, 30_000, 5e6)
+  ratio, needs = cells(20_000, False, 200e9, None, same_run=True)
   assert ratio == "1.50x" and needs == peak.fraction(2 * 20_000 * 5e6, 200e9) == "100.0%"
-  ratio, needs = bench_train.pytorch_cells(30_000, 5e6, 20_000, True, 200e9, 400e9)
-  assert (ratio, needs) == ("1.50x", "100.0%; 50.0%")
-  assert bench_train.pytorch_cells(30_000, 5e6, None, False, 200e9, None) == ("-", "-")
+  assert cells(20_000, True, 200e9, 400e9, same_run=True) == ("1.50x", "100.0%; 50.0%")
+  # Another day's figure (TARGETS.md's) sizes the target but is not a ratio to print.
+  assert cells(20_000, False, 200e9, None, same_run=False) == ("-", "100.0%")
+  assert cells(None, False, 200e9, None, same_run=True) == ("-", "-")
