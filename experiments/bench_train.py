@@ -292,7 +292,7 @@ def main(argv):
                                             batch=FLAGS.batch, samples=FLAGS.samples,
                                             steps=FLAGS.steps)
   except pytorch_reference.PyTorchUnavailable as error:
-    raise app.UsageError(f"--pytorch_python: {error}") from None
+    raise SystemExit(f"error: --pytorch_python: {error}") from None
   peak_flops = peak.matmul_peak()
   bf16_peak = peak.matmul_peak(dtype=jax.numpy.bfloat16) if bf16_rows(FLAGS.configs) else None
   print(f"# Training throughput: batch {FLAGS.batch} x {FLAGS.samples} samples, "

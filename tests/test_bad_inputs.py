@@ -269,6 +269,10 @@ def _cli_cases(tiny_data_dir, run_dir, mixed_up_run, junk_checkpoint_run, tmp: p
       ("export_run: someone else's folder", [
           sys.executable, "-m", "experiments.export_run", f"--workdir={foreign}",
           f"--out={tmp / 'exported'}"], ["not a DeepSynth run", "pass the right --workdir"]),
+      ("bench_train: an interpreter without torch", [
+          sys.executable, "-m", "experiments.bench_train", "--configs=l7_c128",
+          f"--pytorch_python={sys.executable}"], ["No module named 'torch'",
+                                                  "needs torch and wavenet_vocoder"]),
       ("vocoder_gain_blocks: not a vocoder", [
           sys.executable, "-m", "experiments.vocoder_gain_blocks", f"--workdir={run_dir}",
           f"--data_dir={tiny_data_dir}", "--blocks=16"], ["not a gain-anchored vocoder"]),
