@@ -276,7 +276,6 @@ def _gain_block_scan(model: Any, params: Any, frames: Array, frame_index: Array,
   if true_audio is not None:
     xs["target"] = per_block(audio_lib.quantize(true_audio, quantization))
   log_widths = _log_widths(model)
-  ramp = jnp.arange(block, dtype=jnp.float32) / block  # as `WaveNet.step`'s offset / block
 
   def body(carry, x):
     buckets, before = carry
@@ -284,7 +283,7 @@ def _gain_block_scan(model: Any, params: Any, frames: Array, frame_index: Array,
     now = _apply(model, params, tokens, frame_cond, frame_index, frame_age, sample_cond,
                  x["start"], method="log_gain_at")                          # (B,)
     before = jnp.where(x["start"] == 0, now, before)
-    log_gain = before[:, None] + (now - before)[:, None] * ramp             # (B, block)
+    log_gain = _apply(model, params, before, now, method="block_log_gains")  # (B, block)
     logits = _apply(model, params, log_gain, x["width"], x["anchor"],
                     method="gain_head_logits")                               # (B, block, 256)
     flat = lambda v: v.reshape(batch * block, *v.shape[2:])

@@ -422,16 +422,11 @@ class WaveNet(nn.Module):
                  return_head: bool) -> Array | tuple[Array, dict[str, Array]]:
     """The "gain" head's logits (B, T, 256) (and its per-sample gain) from the stack's skip sum
     at each block's first sample (B, blocks, S) and the per-sample anchor and width (B, T)."""
-    # Each block's first sample's log-gain, ramped from the previous block's over the block.
-    block = self.anchor_block
     now = self._log_gain(block_skip)                                        # (B, blocks)
     before = jnp.concatenate([now[:, :1], now[:, :-1]], axis=1)
-    ramp = jnp.asarray(np.arange(block) / block, jnp.float32)
-    log_gain = (before[..., None] + (now - before)[..., None] * ramp).reshape(now.shape[0], -1)
-    log_gain = log_gain[:, :length]
+    log_gain = self.block_log_gains(before, now).reshape(now.shape[0], -1)[:, :length]
     trained = jax.lax.stop_gradient(log_gain) if self.anchor_level_gain else log_gain
-    logits = anchored_logits(jnp.stack([trained, sample_terms["width"]], axis=-1),
-                             sample_terms["anchor"])
+    logits = self.gain_head_logits(trained, sample_terms["width"], sample_terms["anchor"])
     if return_head:
       return logits, {"gain": anchor_gain(log_gain)}
     return logits
@@ -553,6 +548,13 @@ class WaveNet(nn.Module):
     its block's and the previous block's first sample (the anchored head with anchor_mean
     "gain"): then a block's samples can be drawn at once, given those two gains."""
     return self.anchored_output and self.anchor_mean == "gain"
+
+  def block_log_gains(self, before: Array, now: Array) -> Array:
+    """The "gain" head's log-gain pre-activation at each sample of a block float32
+    (..., anchor_block): ramped linearly from the previous block's first sample's, `before`
+    (...), to this block's first sample's, `now` (...), as `step` does sample by sample."""
+    ramp = jnp.arange(self.anchor_block, dtype=jnp.float32) / self.anchor_block
+    return before[..., None] + (now - before)[..., None] * ramp
 
   def gain_head_logits(self, log_gain: Array, width: Array, anchor: Array) -> Array:
     """The "gain" head's logits float32 (..., 256) from its log-gain and width pre-activations
